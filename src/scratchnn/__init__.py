@@ -1,0 +1,24 @@
+"""scratchnn: neural networks from scratch in NumPy.
+
+The public names; everything else is internal.
+"""
+
+from .callbacks import Callback, History
+from .gradcheck import gradcheck, numerical_gradient
+from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU,
+                     Sigmoid, Softmax, Tanh)
+from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
+from .model import Sequential
+from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential",
+    "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
+    "Softmax", "Dropout", "Flatten",
+    "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
+    "Callback", "History",
+    "gradcheck", "numerical_gradient",
+]

@@ -1,0 +1,52 @@
+"""Checks at the public entry points; errors name the argument and what was expected."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_float_array(X, argument: str, dtype: np.dtype, min_ndim: int = 2) -> np.ndarray:
+    """``X`` as a finite array of ``dtype`` with at least one sample and ``min_ndim`` axes."""
+    if X is None:
+        raise ValueError(f"{argument} is required, got None")
+    try:
+        array = np.asarray(X)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{argument} must be a rectangular array of numbers: {error}") from None
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{argument} must be numeric, got an array of Python objects") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{argument} must be numeric, got an array of dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"{argument} is empty (shape {array.shape}): expected at least one sample")
+    if array.ndim < min_ndim:
+        raise ValueError(f"{argument} must be a {min_ndim}-D array (n_samples, n_features), got shape "
+                         f"{array.shape}; reshape a single feature with X.reshape(-1, 1)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = array.astype(dtype, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        row = int(np.argwhere(~finite)[0][0])
+        raise ValueError(f"{argument} contains NaN or infinity (first at sample {row}); "
+                         f"values must be finite {np.dtype(dtype).name} numbers")
+    return array
+
+
+def check_positive_int(value, argument: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{argument} must be a positive integer{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
+    if len(X) != len(y):
+        raise ValueError(f"{y_name} has {len(y)} samples but {x_name} has {len(X)}; "
+                         "they must have the same length")

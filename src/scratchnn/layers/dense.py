@@ -1,0 +1,78 @@
+"""Fully connected (affine) layer."""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+
+from ..initializers import Initializer, get_initializer
+from .base import Layer
+
+
+class Dense(Layer):
+    """Affine map of each sample: ``y = x W + b``.
+
+    Shapes: x ``(N, in)``, W ``(in, units)``, b ``(units,)``, y ``(N, units)``.
+    ``in`` is inferred from the data when the model is built.
+
+    Gradients, with ``g = dL/dy`` of shape ``(N, units)``::
+
+        dL/dW = x^T g          (in, units)
+        dL/db = sum_n g[n]     (units,)
+        dL/dx = g W^T          (N, in)
+
+    Args:
+        units: number of outputs.
+        use_bias: add ``b`` (default True).
+        kernel_initializer: initializer of ``W`` (default ``"glorot_uniform"``, as in Keras).
+        bias_initializer: initializer of ``b`` (default ``"zeros"``).
+    """
+
+    def __init__(self, units: int, *, use_bias: bool = True,
+                 kernel_initializer: Union[str, Initializer] = "glorot_uniform",
+                 bias_initializer: Union[str, Initializer] = "zeros",
+                 name: Optional[str] = None) -> None:
+        super().__init__(name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
+        self._bias_init = get_initializer(bias_initializer, "bias_initializer")
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense expects inputs of shape (N, features), got samples of "
+                             f"shape {tuple(input_shape)}; add a Flatten layer before it")
+        fan_in = input_shape[0]
+        self.add_param("W", (fan_in, self.units), self._kernel_init, fan_in, self.units)
+        if self.use_bias:
+            self.add_param("b", (self.units,), self._bias_init, fan_in, self.units)
+        return (self.units,)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._cache = x
+        y = x @ self.W
+        if self.use_bias:
+            y += self.b
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        x = self._saved()
+        np.matmul(x.T, grad_out, out=self.dW)
+        if self.use_bias:
+            np.sum(grad_out, axis=0, out=self.db)
+        if not self.needs_input_grad:
+            return None
+        return grad_out @ self.W.T
+
+    def get_config(self) -> dict:
+        config = {"units": self.units, "use_bias": self.use_bias, "name": self.name}
+        for key in ("kernel_initializer", "bias_initializer"):
+            value = getattr(self, key)
+            if isinstance(value, str):
+                config[key] = value
+        return config

@@ -1,0 +1,290 @@
+"""Optimizers, in order of increasing complexity.
+
+Each updates the model's flat parameter vector ``p`` in place from the flat
+gradient vector ``g``: ``step(params, grads)``. Their state (moments, step
+count) is flat vectors too, created on the first step; ``state_dict`` /
+``load_state_dict`` save and restore it. ``lr`` may be changed between steps
+(learning-rate schedules do).
+
+The update rules follow PyTorch's ``torch.optim`` exactly (weight decay is
+L2 added to the gradient, except in AdamW), so results can be compared with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import numpy as np
+
+
+def _check(name: str, value, low: float, high: float = math.inf, *, low_open: bool = False,
+           high_open: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open or high == math.inf else "]"
+        raise ValueError(f"{name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: validates ``lr`` and ``weight_decay`` and keeps the flat state vectors."""
+
+    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+        self.lr = _check("lr", lr, 0.0, low_open=True)
+        self.weight_decay = _check("weight_decay", weight_decay, 0.0)
+        self.iterations = 0
+        self.state: dict[str, np.ndarray] = {}
+        self._scratch: np.ndarray | None = None
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """Update ``params`` in place from ``grads`` (flat vectors of equal size)."""
+        if self.iterations == 0:
+            self.state = self._initial_state(params)
+        elif any(v.shape != params.shape for v in self.state.values()):
+            raise ValueError(f"this optimizer's state was made for {self._state_size()} parameters, "
+                             f"but params has {params.size}; use a new optimizer for another model")
+        if self._scratch is None or self._scratch.shape != params.shape \
+                or self._scratch.dtype != params.dtype:
+            self._scratch = np.empty_like(params)
+        self.iterations += 1
+        self._update(params, grads)
+
+    def _state_size(self) -> int:
+        return next(iter(self.state.values())).size if self.state else 0
+
+    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        """The state vectors before the first step (none for plain SGD)."""
+        return {}
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _decayed(self, params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """``grad + weight_decay * p``, in the scratch vector (``grads`` itself without decay)."""
+        if self.weight_decay == 0:
+            return grads
+        np.multiply(params, self.weight_decay, out=self._scratch)
+        self._scratch += grads
+        return self._scratch
+
+    def get_config(self) -> dict:
+        """Hyperparameters, as keyword arguments of the constructor."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    def state_dict(self) -> dict:
+        """``{"iterations": int, <state name>: flat vector, ...}`` (copies)."""
+        return {"iterations": self.iterations, **{k: v.copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.iterations = int(state["iterations"])
+        self.state = {k: np.array(v, copy=True) for k, v in state.items() if k != "iterations"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum, Nesterov momentum and
+    L2 weight decay::
+
+        g = grad + weight_decay * p
+        if momentum > 0:
+            v = momentum * v + g                   (v starts at 0)
+            d = g + momentum * v  if nesterov  else  v
+        else:
+            d = g
+        p = p - lr * d
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+
+    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        return {"velocity": np.zeros_like(params)} if self.momentum else {}
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        g = self._decayed(params, grads)
+        if self.momentum:
+            v = self.state["velocity"]
+            v *= self.momentum
+            v += g
+            d = g + self.momentum * v if self.nesterov else v
+        else:
+            d = g
+        params -= self.lr * d
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: each parameter's step shrinks with the sum of its past squared gradients::
+
+        g = grad + weight_decay * p
+        s = s + g^2                            (s starts at initial_accumulator_value)
+        p = p - lr * g / (sqrt(s) + eps)
+    """
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.eps = _check("eps", eps, 0.0, low_open=True)
+        self.initial_accumulator_value = _check("initial_accumulator_value",
+                                                initial_accumulator_value, 0.0)
+
+    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        return {"sum_sq": np.full_like(params, self.initial_accumulator_value)}
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        g = self._decayed(params, grads)
+        s = self.state["sum_sq"]
+        s += g * g
+        params -= self.lr * g / (np.sqrt(s) + self.eps)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "eps": self.eps,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class RMSProp(Optimizer):
+    """RMSProp: divide the gradient by a running root-mean-square of recent gradients::
+
+        g = grad + weight_decay * p
+        s = rho * s + (1 - rho) * g^2          (s starts at 0)
+        if momentum > 0:
+            b = momentum * b + g / (sqrt(s) + eps)
+            p = p - lr * b
+        else:
+            p = p - lr * g / (sqrt(s) + eps)
+
+    ``rho`` is PyTorch's ``alpha``; the defaults (lr 1e-3, rho 0.9) are Keras's.
+    """
+
+    def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8,
+                 momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.rho = _check("rho", rho, 0.0, 1.0, high_open=True)
+        self.eps = _check("eps", eps, 0.0, low_open=True)
+        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+
+    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        state = {"mean_sq": np.zeros_like(params)}
+        if self.momentum:
+            state["momentum_buffer"] = np.zeros_like(params)
+        return state
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        g = self._decayed(params, grads)
+        s = self.state["mean_sq"]
+        s *= self.rho
+        s += (1 - self.rho) * (g * g)
+        scaled = g / (np.sqrt(s) + self.eps)
+        if self.momentum:
+            b = self.state["momentum_buffer"]
+            b *= self.momentum
+            b += scaled
+            scaled = b
+        params -= self.lr * scaled
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rho": self.rho, "eps": self.eps,
+                "momentum": self.momentum}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with L2 weight decay added to the gradient::
+
+        t = t + 1
+        g = grad + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g          (m, v start at 0)
+        v = beta2 * v + (1 - beta2) * g^2
+        m_hat = m / (1 - beta1^t)
+        v_hat = v / (1 - beta2^t)
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)
+
+    The last line is computed as ``p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``,
+    which is the same number, in a few whole-vector passes with no temporary arrays.
+    """
+
+    decoupled = False
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.beta1 = _check("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = _check("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.eps = _check("eps", eps, 0.0, low_open=True)
+
+    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        return {"m": np.zeros_like(params), "v": np.zeros_like(params)}
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        if self.decoupled:
+            params *= 1 - self.lr * self.weight_decay
+            g = grads
+        else:
+            g = self._decayed(params, grads)
+        m, v, tmp = self.state["m"], self.state["v"], self._scratch
+        t = self.iterations
+        # m += (1 - beta1) * (g - m)   is   m = beta1 * m + (1 - beta1) * g
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - self.beta1
+        m += tmp
+        # v += (1 - beta2) * (g^2 - v)
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - self.beta2
+        v += tmp
+        # tmp = sqrt(v) / sqrt(1 - beta2^t) + eps;  p -= lr / (1 - beta1^t) * m / tmp
+        np.sqrt(v, out=tmp)
+        tmp *= 1 / math.sqrt(1 - self.beta2 ** t)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1 - self.beta1 ** t)
+        params -= tmp
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019)::
+
+        p = p * (1 - lr * weight_decay)
+        then the Adam update with g = grad (no decay term in the gradient)
+
+    Default ``weight_decay`` is 0.01, as in PyTorch.
+    """
+
+    decoupled = True
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam, "adamw": AdamW,
+}
+
+
+def get_optimizer(optimizer: Union[str, Optimizer, None], argument: str = "optimizer"):
+    """Return an Optimizer for a name in ``OPTIMIZERS`` (default settings) or an Optimizer."""
+    if optimizer is None or isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(f"{argument} must be an Optimizer or one of {sorted(OPTIMIZERS)}, "
+                     f"got {optimizer!r}")

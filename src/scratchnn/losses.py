@@ -241,7 +241,7 @@ class CrossEntropy(Loss):
             bad = (labels < 0) | (labels >= n_outputs)
             if np.any(bad):
                 raise ValueError(f"{argument} must hold class labels in [0, {n_outputs}) for a model "
-                                 f"with {n_outputs} outputs, got {y[bad][0]!r}")
+                                 f"with {n_outputs} outputs, got {y[bad][0].item()!r}")
             return labels
         if y.ndim != 2 or y.shape[1] != n_outputs:
             raise ValueError(f"{argument} must be integer labels (n_samples,) or one-hot/probability "

@@ -1,14 +1,26 @@
 """Callbacks: code that runs at fixed points of ``fit``.
 
-Subclass ``Callback`` and override any of its hooks; ``self.model`` is the model
-being trained. ``logs`` is a dict of the latest figures (``"loss"``,
-``"accuracy"``, ``"val_loss"``, ...). Setting ``self.model.stop_training = True``
-ends training after the current epoch.
+Write your own by subclassing ``Callback`` and overriding any hook, or pass
+functions to ``LambdaCallback``. ``self.model`` is the model being trained;
+``logs`` holds the latest figures (``"loss"``, ``"accuracy"``, ``"val_loss"``,
+...). Setting ``self.model.stop_training = True`` ends training after the
+current epoch.
+
+Order of calls in ``fit``::
+
+    on_train_begin
+    for each epoch:  on_epoch_begin, (on_batch_begin, on_batch_end) per batch, on_epoch_end
+    on_train_end
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable, Optional
 
 
 class Callback:
@@ -27,13 +39,28 @@ class Callback:
     def on_batch_end(self, batch: int, logs: Optional[dict] = None) -> None: ...
 
 
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+
+    def __init__(self, **hooks: Callable) -> None:
+        known = {name for name in dir(Callback) if name.startswith("on_")}
+        for name, function in hooks.items():
+            if name not in known:
+                raise ValueError(f"LambdaCallback hooks must be among {sorted(known)}, got {name!r}")
+            if not callable(function):
+                raise TypeError(f"{name} must be callable")
+            setattr(self, name, function)
+
+
 class History(Callback):
     """Per-epoch figures of one ``fit`` call: ``history.history["loss"][i]`` is the
-    mean training loss of epoch ``i``; ``history.epoch`` lists the epoch numbers."""
+    mean training loss of epoch ``i``; ``history.epoch`` lists the epoch numbers.
+    ``interrupted`` is True when Ctrl-C stopped training early."""
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.interrupted = False
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.epoch.append(epoch)
@@ -46,3 +73,246 @@ class History(Callback):
     def __repr__(self) -> str:
         last = {k: round(v[-1], 6) for k, v in self.history.items()}
         return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+# --------------------------------------------------------------------- display
+def _format_logs(logs: dict) -> str:
+    return "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
+
+
+class EpochLogger(Callback):
+    """``verbose=2``: one line per epoch with its time and figures."""
+
+    def __init__(self, epochs: int, stream=None) -> None:
+        self.epochs = epochs
+        self.stream = stream
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        elapsed = time.perf_counter() - self._start
+        print(f"epoch {epoch + 1}/{self.epochs}  {elapsed:.1f}s  {_format_logs(logs or {})}",
+              file=self.stream or sys.stdout, flush=True)
+
+
+class ProgressBar(Callback):
+    """``verbose=1``: a bar per epoch with batches done, running loss, throughput
+    and time left; it ends with the epoch's figures. On a terminal it redraws in
+    place (at most ten times a second); elsewhere (logs, pipes) it prints only
+    each epoch's final line."""
+
+    def __init__(self, epochs: int, n_batches: int, stream=None, width: int = 24) -> None:
+        self.epochs, self.n_batches, self.width = epochs, n_batches, width
+        self.stream = stream
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._out = self.stream or sys.stdout
+        self._live = hasattr(self._out, "isatty") and self._out.isatty()
+        self._epoch, self._start, self._last_draw = epoch, time.perf_counter(), 0.0
+        self._samples, self._loss_sum = 0, 0.0
+
+    def on_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        size = logs["size"]
+        self._samples += size
+        self._loss_sum += logs["loss"] * size
+        now = time.perf_counter()
+        if self._live and (now - self._last_draw > 0.1 or batch + 1 == self.n_batches):
+            self._last_draw = now
+            elapsed = now - self._start
+            done = batch + 1
+            left = elapsed / done * (self.n_batches - done)
+            self._draw(done, f"loss {self._loss_sum / self._samples:.4f}  "
+                             f"{self._samples / max(elapsed, 1e-9):,.0f} samples/s  ETA {_format_seconds(left)}")
+
+    def _bar(self, done: int) -> str:
+        filled = self.width * done // self.n_batches
+        arrow = ">" if filled < self.width else ""
+        return "[" + "=" * filled + arrow + "." * (self.width - filled - len(arrow)) + "]"
+
+    def _draw(self, done: int, text: str) -> None:
+        digits = len(str(self.n_batches))
+        line = f"epoch {self._epoch + 1}/{self.epochs} {done:>{digits}}/{self.n_batches} {self._bar(done)} {text}"
+        columns = shutil.get_terminal_size((120, 20)).columns
+        self._out.write("\r" + line[:columns - 1].ljust(columns - 1))
+        self._out.flush()
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        elapsed = time.perf_counter() - self._start
+        text = f"{_format_seconds(elapsed)}  {_format_logs(logs or {})}"
+        digits = len(str(self.n_batches))
+        line = (f"epoch {epoch + 1}/{self.epochs} {self.n_batches:>{digits}}/{self.n_batches} "
+                f"{self._bar(self.n_batches)} {text}")
+        self._out.write(("\r" if self._live else "") + line + "\n")
+        self._out.flush()
+
+
+# -------------------------------------------------------------- monitoring
+class _Monitor:
+    """Tracks the best value of one logged figure."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        if mode == "auto":
+            mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
+        self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def value(self, logs: Optional[dict], who: str) -> float:
+        if not logs or self.monitor not in logs:
+            hint = " (pass validation_data or validation_split to fit)" if self.monitor.startswith("val_") else ""
+            raise ValueError(f"{who} monitors {self.monitor!r}, which fit() does not log{hint}; "
+                             f"logged: {sorted(logs or {})}")
+        return float(logs[self.monitor])
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            better = value < self.best - self.min_delta
+        else:
+            better = value > self.best + self.min_delta
+        if better:
+            self.best = value
+        return better
+
+
+def _check_patience(patience) -> int:
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+    return patience
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored figure has not improved for ``patience`` epochs.
+
+    An epoch improves on the best so far when it is lower by more than
+    ``min_delta`` (higher, for accuracy and R2). With ``restore_best_weights``
+    (the default) the model ends with the parameters of its best epoch.
+
+    After training, ``best_epoch``, ``best`` and ``stopped_epoch`` (``None`` if it
+    never stopped) tell what happened.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = True) -> None:
+        self._monitor = _Monitor(monitor, mode, min_delta)
+        self.monitor = monitor
+        self.patience = _check_patience(patience)
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+        self.wait, self.best_epoch, self.stopped_epoch = 0, None, None
+        self._best_params = None
+
+    @property
+    def best(self) -> float:
+        return self._monitor.best
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        value = self._monitor.value(logs, "EarlyStopping")
+        if self._monitor.improved(value):
+            self.wait, self.best_epoch = 0, epoch
+            if self.restore_best_weights:
+                self._best_params = self.model.params.copy()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        if self.restore_best_weights and self._best_params is not None:
+            self.model.params[...] = self._best_params
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after every epoch, or only when the monitored figure improves.
+
+    ``path`` may contain ``{epoch}`` (1-based) and any logged figure, as in
+    ``"model-{epoch:03d}-{val_loss:.3f}.npz"``. Files are written atomically.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", min_delta: float = 0.0) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ValueError(f"path must be a file name, got {path!r}")
+        self.path = str(path)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self._monitor = _Monitor(monitor, mode, min_delta)
+        self.saved: list[str] = []
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if self.save_best_only and not self._monitor.improved(self._monitor.value(logs, "ModelCheckpoint")):
+            return
+        try:
+            path = self.path.format(epoch=epoch + 1, **(logs or {}))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} could not be formatted: {error}") from None
+        self.saved.append(self.model.save(path))
+
+
+# ------------------------------------------------------------- learning rate
+class LearningRateScheduler(Callback):
+    """Set ``optimizer.lr = schedule(epoch)`` at the start of every epoch (see
+    ``scratchnn.schedules``); the rate used is logged as ``"lr"``."""
+
+    def __init__(self, schedule: Callable[[int], float]) -> None:
+        if not callable(schedule):
+            raise TypeError("schedule must be callable: epoch -> learning rate")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        lr = self.schedule(epoch)
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"schedule({epoch}) returned {lr!r}; a learning rate must be a finite number > 0")
+        self.model.optimizer.lr = float(lr)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if logs is not None:
+            logs["lr"] = self.model.optimizer.lr
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when the monitored figure has not
+    improved for ``patience`` epochs, then wait ``cooldown`` epochs; never below ``min_lr``."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
+                 mode: str = "auto") -> None:
+        if not (isinstance(factor, (int, float)) and 0 < factor < 1):
+            raise ValueError(f"factor must be a number in (0, 1), got {factor!r}")
+        if not (isinstance(min_lr, (int, float)) and min_lr >= 0):
+            raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
+        self._monitor = _Monitor(monitor, mode, min_delta)
+        self.factor, self.min_lr = float(factor), float(min_lr)
+        self.patience, self.cooldown = _check_patience(patience), _check_patience(cooldown)
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+        self.wait = self.cooling = 0
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        value = self._monitor.value(logs, "ReduceLROnPlateau")
+        if self._monitor.improved(value):
+            self.wait = 0
+        elif self.cooling > 0:
+            self.cooling -= 1
+        else:
+            self.wait += 1
+            if self.wait >= self.patience and self.model.optimizer.lr > self.min_lr:
+                self.model.optimizer.lr = max(self.model.optimizer.lr * self.factor, self.min_lr)
+                self.wait, self.cooling = 0, self.cooldown
+        if logs is not None:
+            logs["lr"] = self.model.optimizer.lr

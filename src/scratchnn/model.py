@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
+import signal
+import sys
+import threading
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from ._validation import as_float_array, check_positive_int, check_same_length
-from .callbacks import Callback, History
+from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .layers.base import Layer
 from .losses import Loss, get_loss
 from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from .optimizers import Adam, Optimizer, get_optimizer
 
 DTYPES = ("float32", "float64")
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient."""
+
+
+class _StopOnInterrupt:
+    """While active, the first Ctrl-C only sets ``requested`` (fit checks it after
+    each batch); a second one raises KeyboardInterrupt as usual. Signal handlers
+    can be set only in the main thread; elsewhere this does nothing."""
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class Sequential:
@@ -175,15 +205,6 @@ class Sequential:
             grad_out = layer.backward(grad_out)
         return grad_out
 
-    def train_step(self, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-        """One step on one batch: forward, loss, backward, optimizer. Returns the
-        batch loss and the outputs."""
-        output = self.forward(x, training=True)
-        loss = self.loss.forward(output, target)
-        self.backward(self.loss.backward())
-        self.optimizer.step(self.params, self.grads)
-        return loss, output
-
     # ------------------------------------------------------------ configuration
     def compile(self, loss: Union[str, Loss, None] = None,
                 optimizer: Union[str, Optimizer, None] = None,
@@ -255,6 +276,50 @@ class Sequential:
                              "loss='cross_entropy') to fit() or compile()")
 
     # ----------------------------------------------------------------- training
+    def train_step(self, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+        """One step on one batch: forward, loss, backward, optimizer. Returns the
+        batch loss and the outputs.
+
+        Raises DivergenceError, before the optimizer changes anything, when the
+        loss or a gradient is NaN or infinite; the weights stay the last finite ones.
+        """
+        # Overflow here means divergence, which the checks below report with the
+        # layer and step; NumPy's own warnings would only say "overflow in matmul".
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = self.forward(x, training=True)
+            loss = self.loss.forward(output, target)
+            if not math.isfinite(loss):
+                raise DivergenceError(self._diagnose_forward(x))
+            self.backward(self.loss.backward())
+            # One BLAS pass: the squared norm is NaN or inf when any gradient is
+            # (or when the norm itself overflows, which is divergence too).
+            if not math.isfinite(float(np.dot(self.grads, self.grads))):
+                raise DivergenceError(self._diagnose_gradients())
+        self.optimizer.step(self.params, self.grads)
+        return loss, output
+
+    def _diagnose_forward(self, x: np.ndarray) -> str:
+        step = self.optimizer.iterations + 1
+        for layer, name, param, _ in self._views:
+            if not np.all(np.isfinite(param)):
+                return f"step {step}: parameter {name!r} of layer {layer.name!r} is NaN or infinite"
+        with np.errstate(all="ignore"):
+            for layer in self.layers:
+                x = layer.forward(x, training=True)
+                if not np.all(np.isfinite(x)):
+                    return (f"step {step}: the output of layer {layer.name!r} ({type(layer).__name__}) "
+                            "became NaN or infinite; lower the learning rate or scale the inputs")
+        return f"step {step}: the loss ({type(self.loss).__name__}) became NaN or infinite"
+
+    def _diagnose_gradients(self) -> str:
+        step = self.optimizer.iterations + 1
+        for layer, name, _, grad in reversed(self._views):
+            if not np.all(np.isfinite(grad)) or not math.isfinite(float(np.dot(grad.ravel(), grad.ravel()))):
+                return (f"step {step}: the gradient of {name!r} in layer {layer.name!r} "
+                        f"({type(layer).__name__}) is NaN or infinite (or its norm overflows); "
+                        "lower the learning rate or scale the inputs")
+        return f"step {step}: the gradient norm overflows"
+
     def fit(self, X, y, *, loss: Union[str, Loss, None] = None,
             optimizer: Union[str, Optimizer, None] = None,
             metrics: Optional[Sequence[str]] = None,
@@ -273,11 +338,17 @@ class Sequential:
             batch_size: samples per step; ``None`` for the full batch. The last,
                 smaller batch of an epoch is kept.
             shuffle: reshuffle the samples at the start of every epoch.
-            validation_data: ``(X_val, y_val)`` evaluated after every epoch.
+            validation_data: ``(X_val, y_val)``, evaluated after every epoch.
             validation_split: fraction of ``X, y`` (taken from the end, before
-                shuffling) held out for validation instead.
-            callbacks: Callback instances.
-            verbose: 0 silent, 1 or 2 one line per epoch.
+                shuffling, as in Keras) held out for validation instead.
+            callbacks: Callback instances (EarlyStopping, ModelCheckpoint, ...).
+            verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+
+        Ctrl-C stops training cleanly after the current batch (a second Ctrl-C
+        interrupts at once); the model keeps the weights of its last step and
+        ``history.interrupted`` is True. A NaN or infinite loss or gradient
+        raises DivergenceError, naming the layer and the step, and leaves the
+        weights of the last finite step.
         """
         self.compile(loss, optimizer, metrics)
         self._require_loss("fit()")
@@ -289,51 +360,73 @@ class Sequential:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         X, target = self._check_Xy(X, y)
         X, target, validation = self._split_validation(X, target, validation_data, validation_split)
+        n = len(X)
+        batch_size = n if batch_size is None else min(batch_size, n)
+        n_batches = -(-n // batch_size)
 
+        # User callbacks first, so that what they add to the logs (such as "lr")
+        # is recorded by the History and shown by the display that follow.
         history = History()
-        callback_list = [history, *callbacks]
-        if verbose:
-            callback_list.append(_EpochLine(epochs))
+        callback_list = [*callbacks, history]
+        if verbose == 1:
+            callback_list.append(ProgressBar(epochs, n_batches))
+        elif verbose == 2:
+            callback_list.append(EpochLogger(epochs))
         for callback in callback_list:
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(callback).__name__}")
             callback.set_model(self)
+        batch_begin = [c for c in callback_list if type(c).on_batch_begin is not Callback.on_batch_begin]
+        batch_end = [c for c in callback_list if type(c).on_batch_end is not Callback.on_batch_end]
         self.history = history
         self.stop_training = False
 
-        n = len(X)
-        batch_size = n if batch_size is None else min(batch_size, n)
         epoch_output = np.empty((n, *self.output_shape), dtype=self.dtype)
-        for callback in callback_list:
-            callback.on_train_begin({})
-        for epoch in range(epochs):
+        with _StopOnInterrupt() as interrupt:
             for callback in callback_list:
-                callback.on_epoch_begin(epoch, {})
-            order = self.rng.permutation(n) if shuffle and batch_size < n else None
-            total_loss = 0.0
-            for batch, start in enumerate(range(0, n, batch_size)):
-                stop = min(start + batch_size, n)
-                if order is None:
-                    xb, tb = X[start:stop], target[start:stop]
-                else:
-                    xb, tb = X[order[start:stop]], target[order[start:stop]]
-                batch_loss, output = self.train_step(xb, tb)
-                epoch_output[start:stop] = output
-                total_loss += batch_loss * (stop - start)
-                for callback in callback_list[1:]:
-                    callback.on_batch_end(batch, {"loss": batch_loss, "size": stop - start})
-            self.check_parameter_views()
-            seen_target = target if order is None else target[order]
-            logs = {"loss": total_loss / n, **self.compute_metrics(seen_target, epoch_output)}
-            if validation is not None:
-                scores = self._evaluate_checked(*validation)
-                logs.update({f"val_{k}": v for k, v in scores.items()})
+                callback.on_train_begin({})
+            for epoch in range(epochs):
+                for callback in callback_list:
+                    callback.on_epoch_begin(epoch, {})
+                order = self.rng.permutation(n) if shuffle and batch_size < n else None
+                total_loss = 0.0
+                for batch, start in enumerate(range(0, n, batch_size)):
+                    stop = min(start + batch_size, n)
+                    for callback in batch_begin:
+                        callback.on_batch_begin(batch, {"size": stop - start})
+                    if order is None:
+                        xb, tb = X[start:stop], target[start:stop]
+                    else:
+                        xb, tb = X[order[start:stop]], target[order[start:stop]]
+                    try:
+                        batch_loss, output = self.train_step(xb, tb)
+                    except DivergenceError as error:
+                        raise DivergenceError(f"training diverged in epoch {epoch + 1}, batch "
+                                              f"{batch + 1}: {error}") from None
+                    epoch_output[start:stop] = output
+                    total_loss += batch_loss * (stop - start)
+                    for callback in batch_end:
+                        callback.on_batch_end(batch, {"loss": batch_loss, "size": stop - start})
+                    if interrupt.requested:
+                        break
+                if interrupt.requested:
+                    history.interrupted = True
+                    if verbose:
+                        print(f"\ninterrupted: training stopped after epoch {epoch + 1}, batch "
+                              f"{batch + 1}; the model keeps the weights of that step", file=sys.stderr)
+                    break
+                self.check_parameter_views()
+                seen_target = target if order is None else target[order]
+                logs = {"loss": total_loss / n, **self.compute_metrics(seen_target, epoch_output)}
+                if validation is not None:
+                    scores = self._evaluate_checked(*validation)
+                    logs.update({f"val_{k}": v for k, v in scores.items()})
+                for callback in callback_list:
+                    callback.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
             for callback in callback_list:
-                callback.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for callback in callback_list:
-            callback.on_train_end({})
+                callback.on_train_end({})
         return history
 
     def _split_validation(self, X, target, validation_data, validation_split):
@@ -364,8 +457,9 @@ class Sequential:
         return np.concatenate([self.forward(X[i:i + batch_size], training=False)
                                for i in range(0, len(X), batch_size)])
 
-    def _evaluate_checked(self, X: np.ndarray, target: np.ndarray) -> dict[str, float]:
-        output = self._output(X)
+    def _evaluate_checked(self, X: np.ndarray, target: np.ndarray,
+                          batch_size: Optional[int] = None) -> dict[str, float]:
+        output = self._output(X, batch_size)
         return {"loss": self.loss.forward(output, target), **self.compute_metrics(target, output)}
 
     def evaluate(self, X, y, *, batch_size: Optional[int] = None) -> dict[str, float]:
@@ -373,9 +467,7 @@ class Sequential:
         self._require_loss("evaluate()")
         self._check_metrics()
         batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
-        X, target = self._check_Xy(X, y)
-        output = self._output(X, batch_size)
-        return {"loss": self.loss.forward(output, target), **self.compute_metrics(target, output)}
+        return self._evaluate_checked(*self._check_Xy(X, y), batch_size)
 
     def predict(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Predictions: class labels ``(N,)`` for classification losses (mapped
@@ -420,13 +512,7 @@ class Sequential:
     def __repr__(self) -> str:
         return f"Sequential([{', '.join(repr(layer) for layer in self.layers)}])"
 
-
-class _EpochLine(Callback):
-    """verbose=2 (and, until there is a progress bar, 1): one line per epoch."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        figures = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        print(f"epoch {epoch + 1}/{self.epochs}  {figures}", flush=True)
+    def save(self, path, include_optimizer: bool = True, metadata: Optional[dict] = None) -> str:
+        """Write the model to one ``.npz`` file; see ``scratchnn.io.save``."""
+        from .io import save
+        return save(self, path, include_optimizer, metadata)

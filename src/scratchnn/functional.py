@@ -31,20 +31,39 @@ def log_sigmoid(x: np.ndarray) -> np.ndarray:
     return -softplus(-x)
 
 
+def _minus_max(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``x - m`` for ``m`` the maximum of ``x`` along an axis: every value is <= 0.
+
+    For inputs near both ends of the float range (a row holding ``+max`` and
+    ``-max``) the difference rounds to ``-inf``, which is harmless: ``exp(-inf)``
+    is exactly 0, the correctly rounded value. Only that overflow is silenced.
+    """
+    with np.errstate(over="ignore"):
+        return x - m
+
+
 def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
     """``log(sum(exp(x), axis))``, shifted by the maximum so that no exp overflows."""
     m = np.max(x, axis=axis, keepdims=True)
-    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    s = np.log(np.sum(np.exp(_minus_max(x, m)), axis=axis, keepdims=True)) + m
     return s if keepdims else np.squeeze(s, axis=axis)
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``x - logsumexp(x)`` along ``axis``."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``x - logsumexp(x)`` along ``axis``, computed as ``(x - m) - log(sum(exp(x - m)))``
+    with ``m`` the maximum: forming ``m + log(...)`` first would round the small
+    term away beside a large ``m`` (in float32, ``1000 + log 4`` keeps only 4 digits
+    of ``log 4``; ``1e30 + log 2`` keeps none).
+
+    The one finite input without a finite result: a row holding values near both
+    ends of the float range, whose smallest log-probability is below ``-max``;
+    it comes out as ``-inf``, the correctly rounded value."""
+    shifted = _minus_max(x, np.max(x, axis=axis, keepdims=True))
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``exp(x) / sum(exp(x))`` along ``axis``; the row maximum is subtracted first."""
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(_minus_max(x, np.max(x, axis=axis, keepdims=True)))
     e /= np.sum(e, axis=axis, keepdims=True)
     return e

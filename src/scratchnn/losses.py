@@ -154,7 +154,9 @@ class BinaryCrossEntropy(Loss):
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         self._cache = (output, target)
-        per_element = F.softplus(output) - target * output
+        # softplus(z) - t z, written so that a confident right answer keeps its
+        # small loss (softplus(20) - 20 rounds to 0 in float32; log1p(exp(-20)) does not).
+        per_element = np.maximum(output, 0) - target * output + np.log1p(np.exp(-np.abs(output)))
         return float(np.mean(per_element, dtype=np.float64))
 
     def backward(self) -> np.ndarray:
@@ -201,7 +203,7 @@ class CrossEntropy(Loss):
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         n = output.shape[0]
-        shifted = output - np.max(output, axis=1, keepdims=True)
+        shifted = F._minus_max(output, np.max(output, axis=1, keepdims=True))
         exp = np.exp(shifted)
         sum_exp = np.sum(exp, axis=1, keepdims=True)
         p = np.divide(exp, sum_exp, out=exp)

@@ -43,6 +43,9 @@ class Optimizer:
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         """Update ``params`` in place from ``grads`` (flat vectors of equal size)."""
+        if grads.shape != params.shape:
+            raise ValueError(f"grads has shape {grads.shape} but params has {params.shape}; "
+                             "they must be flat vectors of the same size")
         if self.iterations == 0:
             self.state = self._initial_state(params)
         elif any(v.shape != params.shape for v in self.state.values()):
@@ -236,6 +239,10 @@ class Adam(Optimizer):
             g = grads
         else:
             g = self._decayed(params, grads)
+            if g is self._scratch:
+                # _decayed wrote g into the scratch vector, which is ``tmp`` below:
+                # keep g in a vector of its own, or tmp would overwrite it.
+                g = g.copy()
         m, v, tmp = self.state["m"], self.state["v"], self._scratch
         t = self.iterations
         # m += (1 - beta1) * (g - m)   is   m = beta1 * m + (1 - beta1) * g

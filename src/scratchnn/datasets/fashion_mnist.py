@@ -1,0 +1,300 @@
+"""Fashion-MNIST: 70,000 real 28x28 grayscale images of clothing in 10 classes.
+
+The data come as four gzip-compressed IDX files (the format of the original MNIST)::
+
+    train-images-idx3-ubyte.gz   60,000 images   magic 2051, shape (60000, 28, 28), uint8
+    train-labels-idx1-ubyte.gz   60,000 labels   magic 2049, shape (60000,),        uint8 0..9
+    t10k-images-idx3-ubyte.gz    10,000 images
+    t10k-labels-idx1-ubyte.gz    10,000 labels
+
+``load_fashion_mnist`` looks for a directory holding all four files, in order:
+
+1. the ``path`` argument (if given, it must hold them: no fall-through);
+2. ``$SCRATCHNN_DATA``;
+3. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install dataset-fashion-mnist``);
+4. the user cache, ``$XDG_CACHE_HOME/scratchnn/fashion-mnist`` or
+   ``~/.cache/scratchnn/fashion-mnist``.
+
+If none holds them and ``download=True``, the missing files are downloaded from the official
+source into the user cache, each checked against its official MD5 and written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+# MD5 of the official .gz files (zalandoresearch/fashion-mnist README); downloads are checked
+# against these.
+MD5 = {
+    TRAIN_IMAGES: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    TRAIN_LABELS: "25c81989df183df01b3e8a0aad5dffbe",
+    TEST_IMAGES: "bef4ecab320f06d8554ea6380940ec79",
+    TEST_LABELS: "bb300cfdad3c16e7a12a480ee83cd310",
+}
+# MD5 of the decompressed IDX payloads. Debian's package recompresses the files (its .gz bytes,
+# hence their MD5s, differ from the official ones), but the payloads match these.
+RAW_MD5 = {
+    TRAIN_IMAGES: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    TRAIN_LABELS: "9018921c3c673c538a1fc5bad174d6f9",
+    TEST_IMAGES: "8181f5470baa50b63fa0f6fddb340f0a",
+    TEST_LABELS: "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_TIMEOUT = 60.0   # seconds without data before a download gives up
+
+# The function that opens a URL; tests replace it with a fake server.
+_urlopen = urllib.request.urlopen
+
+# IDX type byte -> big-endian dtype of the payload.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IMAGES_MAGIC = 0x00000803   # 2051: unsigned bytes, 3 dimensions
+_LABELS_MAGIC = 0x00000801   # 2049: unsigned bytes, 1 dimension
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The data set's files are in none of the places searched and could not be downloaded."""
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read one gzip-compressed IDX file into an array.
+
+    Layout (all integers big-endian)::
+
+        magic   4 bytes: 0x00, 0x00, type (0x08 = uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+                0x0D float32, 0x0E float64), number of dimensions d
+        shape   d x uint32
+        data    prod(shape) values, row-major
+
+    Returns:
+        an array of ``shape`` in the native byte order (``uint8`` for the MNIST files),
+        writable and owning its memory.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError (naming the file): not a gzip file, truncated or corrupt compressed data,
+            unknown magic number, or a payload whose length is not exactly the header's shape.
+    """
+    path = Path(path)
+    compressed = path.read_bytes()
+    try:
+        data = gzip.decompress(compressed)
+    except (OSError, EOFError, zlib.error) as error:   # BadGzipFile is an OSError
+        raise ValueError(f"{path}: not a valid gzip-compressed IDX file (truncated or corrupt "
+                         f"download?): {error}") from None
+    if len(data) < 4:
+        raise ValueError(f"{path}: {len(data)} bytes after decompression, too short for the "
+                         "4-byte IDX magic number")
+    magic = int.from_bytes(data[:4], "big")
+    zero, type_code, ndim = data[0:2], data[2], data[3]
+    if zero != b"\x00\x00" or type_code not in _IDX_DTYPES or ndim == 0:
+        raise ValueError(f"{path}: bad IDX magic number 0x{magic:08X}; expected 0x0000TTDD with "
+                         f"type TT in {{{', '.join(f'{t:02X}' for t in _IDX_DTYPES)}}} and "
+                         "DD >= 1 dimensions (images: 0x00000803, labels: 0x00000801)")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
+                         f"the file has {len(data)}")
+    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[type_code])
+    expected = math.prod(shape) * dtype.itemsize
+    payload = len(data) - header
+    if payload != expected:
+        problem = "truncated" if payload < expected else "has trailing bytes"
+        raise ValueError(f"{path}: IDX payload {problem}: the header declares shape {shape} "
+                         f"({expected} bytes of {dtype.newbyteorder('=').name}), the file holds "
+                         f"{payload} bytes")
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))   # a native-order, writable copy
+
+
+def load_fashion_mnist(path: Optional[PathLike] = None, *, flatten: bool = True,
+                       normalize: bool = True, download: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load Fashion-MNIST as ``(X_train, y_train, X_test, y_test)``.
+
+    Shapes: ``X_train`` (60000, 784), ``X_test`` (10000, 784); with ``flatten=False``
+    (60000, 28, 28) and (10000, 28, 28). ``y_*`` are int64 class indices 0..9 (names in
+    ``CLASS_NAMES``).
+
+    Args:
+        path: a directory holding the four ``.gz`` files. If given it must hold all four;
+            otherwise ``$SCRATCHNN_DATA``, ``/usr/share/datasets/fashion-mnist`` and the user
+            cache are searched (see the module docstring).
+        flatten: each image as a row of 784 pixels (default) or as a 28x28 array.
+        normalize: float32 pixels ``p / 255`` in [0, 1] (default); ``False`` keeps the raw
+            uint8 pixels 0..255.
+        download: when no directory holds the files, download them into the user cache
+            (checked against the official MD5s).
+
+    Raises:
+        DatasetNotFoundError: the files were not found (and not downloaded); the message lists
+            the places searched and how to get the files.
+        ValueError: a file is corrupt, the files do not fit together (the message names the
+            file), or a downloaded file fails its MD5 check (nothing is saved then).
+    """
+    for argument, value in (("flatten", flatten), ("normalize", normalize), ("download", download)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{argument} must be True or False, got {value!r}")
+    directory = _find_directory(path, bool(download))
+    X_train, y_train = _load_split(directory / TRAIN_IMAGES, directory / TRAIN_LABELS)
+    X_test, y_test = _load_split(directory / TEST_IMAGES, directory / TEST_LABELS)
+    if flatten:
+        X_train = X_train.reshape(len(X_train), -1)
+        X_test = X_test.reshape(len(X_test), -1)
+    if normalize:
+        X_train, X_test = _to_unit_float(X_train), _to_unit_float(X_test)
+    return X_train, y_train, X_test, y_test
+
+
+def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    # one pass, uint8 in and float32 out; a division, not * (1/255): 255 maps to exactly 1.0
+    return np.divide(pixels, np.float32(255), dtype=np.float32)
+
+
+def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64, checked against each other."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    for file, array, magic in ((images_path, images, _IMAGES_MAGIC), (labels_path, labels, _LABELS_MAGIC)):
+        expected_ndim = magic & 0xFF
+        if array.dtype != np.uint8 or array.ndim != expected_ndim:
+            raise ValueError(f"{file}: expected IDX magic 0x{magic:08X} ({magic}: uint8, "
+                             f"{expected_ndim} dimensions), got {array.dtype} data of shape "
+                             f"{array.shape}")
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_path}: expected 28x28 images, got shape {images.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds "
+                         f"{len(labels)} labels; the counts must agree")
+    if labels.size and labels.max() >= len(CLASS_NAMES):
+        raise ValueError(f"{labels_path}: labels must be 0..{len(CLASS_NAMES) - 1}, found "
+                         f"{int(labels.max())}")
+    return images, labels.astype(np.int64)
+
+
+# ------------------------------------------------------------------ finding the files
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/scratchnn/fashion-mnist``, or ``~/.cache/scratchnn/fashion-mnist``."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "scratchnn" / "fashion-mnist"
+
+
+def _missing(directory: Path) -> list[str]:
+    return [name for name in FILES if not (directory / name).is_file()]
+
+
+def _find_directory(path: Optional[PathLike], download: bool) -> Path:
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a directory path (str or os.PathLike), got "
+                            f"{type(path).__name__}")
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            raise DatasetNotFoundError(f"path={str(path)!r} is not a directory; expected a "
+                                       f"directory holding the Fashion-MNIST files {', '.join(FILES)}")
+        missing = _missing(directory)
+        if missing:
+            raise DatasetNotFoundError(f"path={str(path)!r} lacks the Fashion-MNIST files "
+                                       f"{', '.join(missing)}; it must hold all four of "
+                                       f"{', '.join(FILES)}")
+        return directory
+
+    searched = []   # (place, what was wrong) for the error message
+    environment = os.environ.get("SCRATCHNN_DATA")
+    candidates = ([(f"$SCRATCHNN_DATA={environment}", Path(environment).expanduser())]
+                  if environment else [])
+    if not environment:
+        searched.append(("$SCRATCHNN_DATA", "not set"))
+    cache = cache_dir()
+    candidates += [(str(SYSTEM_DIR), SYSTEM_DIR), (str(cache), cache)]
+    for place, directory in candidates:
+        if not directory.is_dir():
+            searched.append((place, "no such directory"))
+            continue
+        missing = _missing(directory)
+        if not missing:
+            return directory
+        searched.append((place, f"missing {', '.join(missing)}"))
+
+    failure = "download=False, so no download was tried"
+    if download:
+        try:
+            _download(cache, _missing(cache))
+            return cache
+        except (OSError, http.client.HTTPException) as error:
+            failure = f"downloading from {URL} into {cache} failed: {error}"
+            _raise_not_found(searched, failure, error)
+    _raise_not_found(searched, failure, None)
+
+
+def _raise_not_found(searched, failure: str, cause: Optional[BaseException]):
+    places = "\n".join(f"  - {place} ({why})" for place, why in searched)
+    raise DatasetNotFoundError(
+        f"Fashion-MNIST not found. Looked for a directory holding {', '.join(FILES)} in:\n"
+        f"{places}\n"
+        f"and {failure}.\n"
+        "Get the files in one of these ways:\n"
+        "  - sudo apt-get install dataset-fashion-mnist   (Debian/Ubuntu; installs them in "
+        f"{SYSTEM_DIR})\n"
+        f"  - download the four files from {URL} into a directory and set SCRATCHNN_DATA to it\n"
+        "  - pass load_fashion_mnist(path='/directory/with/the/files')"
+    ) from cause
+
+
+# ------------------------------------------------------------------ downloading
+def _download(directory: Path, names: list[str]) -> None:
+    """Download each of ``names`` into ``directory``, MD5-checked and written atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _download_file(URL + name, directory / name, MD5[name])
+
+
+def _download_file(url: str, destination: Path, md5: str) -> None:
+    """Stream ``url`` into a temporary file beside ``destination``, check its MD5, then
+    rename it into place; on any failure the temporary file is deleted."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part",
+                                             dir=destination.parent)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(descriptor, "wb") as out, _urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != md5:
+            raise ValueError(f"{url}: MD5 checksum mismatch: expected {md5}, got "
+                             f"{digest.hexdigest()} (corrupted download, or a proxy answered "
+                             f"instead of the server); nothing was saved to {destination.parent}")
+        os.replace(temporary, destination)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,553 @@
+"""Data sets: generated problems, the Fashion-MNIST IDX reader and loader, CSV files."""
+
+import gzip
+import hashlib
+import io
+import os
+import struct
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchnn import datasets
+from scratchnn.datasets import (CLASS_NAMES, CSVData, DatasetNotFoundError, load_csv,
+                                load_csv_features, load_fashion_mnist, moons, read_idx, spirals,
+                                xor)
+from scratchnn.datasets import fashion_mnist as fm
+
+REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_public_names():
+    for name in ("xor", "spirals", "moons", "load_fashion_mnist", "read_idx", "CLASS_NAMES",
+                 "load_csv", "load_csv_features", "CSVData", "DatasetNotFoundError"):
+        assert name in datasets.__all__
+        assert getattr(datasets, name) is not None
+    assert issubclass(DatasetNotFoundError, OSError)
+
+
+# ----------------------------------------------------------------------------- generated
+def test_xor_is_the_truth_table():
+    X, y = xor()
+    assert X.dtype == np.float64 and y.dtype == np.int64
+    np.testing.assert_array_equal(y, np.logical_xor(X[:, 0], X[:, 1]).astype(np.int64))
+
+
+@pytest.mark.parametrize("make", [lambda seed: spirals(seed=seed), lambda seed: moons(seed=seed)])
+def test_same_seed_same_data_different_seed_different_data(make):
+    X1, y1 = make(7)
+    X2, y2 = make(7)
+    X3, _ = make(8)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.allclose(X1, X3)
+
+
+def test_spirals_shapes_counts_and_geometry():
+    X, y = spirals(n_samples=301, n_classes=4, noise=0.3, seed=0)
+    assert X.shape == (301, 2) and X.dtype == np.float64 and y.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y), [76, 75, 75, 75])
+    radius = np.hypot(X[:, 0], X[:, 1])
+    # noise moves the angle only: every point keeps a radius in [0.1, 1]
+    assert radius.min() >= 0.1 - 1e-12 and radius.max() <= 1.0 + 1e-12
+    assert np.isclose(radius.min(), 0.1) and np.isclose(radius.max(), 1.0)
+    assert not np.array_equal(y, np.sort(y)), "samples must come shuffled"
+
+
+def test_spirals_without_noise_lie_on_their_arms():
+    K = 3
+    X, y = spirals(n_samples=90, n_classes=K, noise=0.0, seed=1)
+    radius = np.hypot(X[:, 0], X[:, 1])
+    position = (radius - 0.1) / 0.9
+    expected_angle = 4.0 * position + 2.0 * np.pi * y / K
+    angle_error = np.angle(np.exp(1j * (np.arctan2(X[:, 1], X[:, 0]) - expected_angle)))
+    np.testing.assert_allclose(angle_error, 0.0, atol=1e-9)
+
+
+def test_moons_without_noise_lie_on_the_two_half_circles():
+    X, y = moons(n_samples=101, noise=0.0, seed=3)
+    assert X.shape == (101, 2) and X.dtype == np.float64 and y.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y), [50, 51])
+    outer, inner = X[y == 0], X[y == 1]
+    np.testing.assert_allclose(np.hypot(outer[:, 0], outer[:, 1]), 1.0)
+    assert outer[:, 1].min() >= -1e-12                      # the upper half
+    np.testing.assert_allclose(np.hypot(inner[:, 0] - 1.0, inner[:, 1] - 0.5), 1.0)
+    assert inner[:, 1].max() <= 0.5 + 1e-12                 # the lower half
+    assert X[:, 0].min() == pytest.approx(-1.0) and X[:, 0].max() == pytest.approx(2.0)
+    assert X[:, 1].min() == pytest.approx(-0.5) and 0.999 < X[:, 1].max() <= 1.0   # pi/2 not hit
+
+
+def test_moons_noise_has_the_requested_spread():
+    clean, y_clean = moons(n_samples=20000, noise=0.0, seed=5)
+    noisy, y_noisy = moons(n_samples=20000, noise=0.1, seed=5)
+    np.testing.assert_array_equal(y_clean, y_noisy)        # same shuffle, then the noise
+    assert np.std(noisy - clean) == pytest.approx(0.1, rel=0.03)
+
+
+def test_seed_may_be_a_generator():
+    X1, _ = moons(seed=np.random.default_rng(4))
+    X2, _ = moons(seed=np.random.default_rng(4))
+    np.testing.assert_array_equal(X1, X2)
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda: spirals(n_samples=0), "n_samples"),
+    (lambda: spirals(n_samples=2, n_classes=3), "n_samples"),
+    (lambda: spirals(n_classes=1), "n_classes"),
+    (lambda: spirals(n_classes=2.5), "n_classes"),
+    (lambda: spirals(noise=-0.1), "noise"),
+    (lambda: moons(noise=float("nan")), "noise"),
+    (lambda: moons(noise=True), "noise"),
+    (lambda: moons(n_samples=1), "n_samples"),
+    (lambda: moons(n_samples=True), "n_samples"),
+    (lambda: moons(seed=-1), "seed"),
+    (lambda: spirals(seed="abc"), "seed"),
+])
+def test_generated_arguments_are_validated(call, argument):
+    with pytest.raises(ValueError, match=argument):
+        call()
+
+
+# ----------------------------------------------------------------------------- IDX files
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Uncompressed IDX of a uint8 array."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_gz(path: Path, payload: bytes) -> Path:
+    path.write_bytes(gzip.compress(payload, mtime=0))
+    return path
+
+
+def fake_files(n_train=12, n_test=5, seed=0) -> dict:
+    """The four files' .gz bytes for a small valid fake Fashion-MNIST, and the arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        fm.TRAIN_IMAGES: rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        fm.TRAIN_LABELS: np.arange(n_train, dtype=np.uint8) % 10,
+        fm.TEST_IMAGES: rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        fm.TEST_LABELS: (np.arange(n_test, dtype=np.uint8) * 3) % 10,
+    }
+    arrays[fm.TRAIN_IMAGES][0, 0, 0], arrays[fm.TRAIN_IMAGES][0, 0, 1] = 0, 255
+    return {name: gzip.compress(idx_bytes(a), mtime=0) for name, a in arrays.items()}, arrays
+
+
+def write_fake_dir(directory: Path, **kwargs) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    blobs, arrays = fake_files(**kwargs)
+    for name, blob in blobs.items():
+        (directory / name).write_bytes(blob)
+    return arrays
+
+
+def test_read_idx_reads_shape_and_values(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    out = read_idx(write_gz(tmp_path / "a.gz", idx_bytes(array)))
+    assert out.dtype == np.uint8 and out.flags.writeable
+    np.testing.assert_array_equal(out, array)
+
+
+def test_read_idx_reads_big_endian_types(tmp_path):
+    values = np.array([[1, -2, 300], [70000, -5, 6]], dtype=">i4")
+    payload = struct.pack(">BBBB", 0, 0, 0x0C, 2) + struct.pack(">2I", 2, 3) + values.tobytes()
+    out = read_idx(write_gz(tmp_path / "ints.gz", payload))
+    assert out.dtype == np.int32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, [[1, -2, 300], [70000, -5, 6]])
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"\x03\x08\x00\x00" + struct.pack(">3I", 1, 28, 28) + bytes(784), "magic number"),  # little-endian
+    (b"\x00\x00\x07\x01" + struct.pack(">I", 3) + bytes(3), "magic number"),        # unknown type
+    (b"\x01\x00\x08\x01" + struct.pack(">I", 3) + bytes(3), "magic number"),
+    (b"\x00\x00\x08\x00", "magic number"),                               # 0 dimensions
+    (b"\x00\x00", "too short"),
+    (struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">2I", 1, 28), "truncated IDX header"),
+    (struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", 10) + bytes(9), "truncated"),
+    (struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", 10) + bytes(11), "trailing bytes"),
+])
+def test_read_idx_rejects_a_bad_header_or_length_naming_the_file(tmp_path, payload, message):
+    path = write_gz(tmp_path / "bad-idx1-ubyte.gz", payload)
+    with pytest.raises(ValueError, match=message) as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_idx_rejects_a_non_gzip_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(ValueError, match="not a valid gzip") as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_idx_rejects_truncated_and_corrupt_gzip(tmp_path):
+    blob = gzip.compress(idx_bytes(np.arange(1000, dtype=np.uint8) % 7), mtime=0)
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(blob[: len(blob) // 2])                  # EOFError inside gzip
+    with pytest.raises(ValueError, match="not a valid gzip") as error:
+        read_idx(cut)
+    assert str(cut) in str(error.value)
+    corrupt = bytearray(blob)
+    corrupt[-6] ^= 0xFF                                     # the CRC-32 trailer
+    bad_crc = tmp_path / "crc.gz"
+    bad_crc.write_bytes(bytes(corrupt))
+    with pytest.raises(ValueError, match="CRC") as error:
+        read_idx(bad_crc)
+    assert str(bad_crc) in str(error.value)
+
+
+def test_read_idx_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "absent.gz")
+
+
+# ----------------------------------------------------------------------------- loader
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No $SCRATCHNN_DATA, no system directory, an empty cache, and no network."""
+    monkeypatch.delenv("SCRATCHNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "no-system-dir")
+
+    def no_network(url, timeout=None):
+        raise AssertionError(f"unexpected download of {url}")
+    monkeypatch.setattr(fm, "_urlopen", no_network)
+    return tmp_path
+
+
+def test_load_from_explicit_path(isolated):
+    arrays = write_fake_dir(isolated / "data")
+    X_train, y_train, X_test, y_test = load_fashion_mnist(isolated / "data")
+    assert X_train.shape == (12, 784) and X_test.shape == (5, 784)
+    assert X_train.dtype == np.float32 and y_train.dtype == np.int64
+    np.testing.assert_array_equal(X_train, arrays[fm.TRAIN_IMAGES].reshape(12, 784) / np.float32(255))
+    assert X_train.min() == 0.0 and X_train.max() == 1.0
+    np.testing.assert_array_equal(y_train, arrays[fm.TRAIN_LABELS])
+    np.testing.assert_array_equal(y_test, arrays[fm.TEST_LABELS])
+
+
+def test_load_raw_images(isolated):
+    arrays = write_fake_dir(isolated / "data")
+    X_train, _, X_test, _ = load_fashion_mnist(str(isolated / "data"), flatten=False, normalize=False)
+    assert X_train.shape == (12, 28, 28) and X_train.dtype == np.uint8
+    np.testing.assert_array_equal(X_test, arrays[fm.TEST_IMAGES])
+
+
+def test_explicit_path_lacking_files_is_an_error_not_a_fall_through(isolated, monkeypatch):
+    write_fake_dir(isolated / "env")
+    monkeypatch.setenv("SCRATCHNN_DATA", str(isolated / "env"))   # would be found otherwise
+    partial = isolated / "partial"
+    write_fake_dir(partial)
+    (partial / fm.TEST_LABELS).unlink()
+    (partial / fm.TRAIN_IMAGES).unlink()
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_fashion_mnist(partial)
+    named_missing = str(error.value).split("lacks")[1].split(";")[0]
+    assert fm.TEST_LABELS in named_missing and fm.TRAIN_IMAGES in named_missing
+    assert fm.TEST_IMAGES not in named_missing and fm.TRAIN_LABELS not in named_missing
+    with pytest.raises(DatasetNotFoundError, match="not a directory"):
+        load_fashion_mnist(isolated / "nowhere")
+
+
+def test_search_order_env_then_system_then_cache(isolated, monkeypatch):
+    write_fake_dir(isolated / "cache" / "scratchnn" / "fashion-mnist", n_train=3)
+    assert len(load_fashion_mnist()[0]) == 3
+    write_fake_dir(isolated / "no-system-dir", n_train=4)
+    assert len(load_fashion_mnist()[0]) == 4
+    write_fake_dir(isolated / "env", n_train=5)
+    monkeypatch.setenv("SCRATCHNN_DATA", str(isolated / "env"))
+    assert len(load_fashion_mnist()[0]) == 5
+    # a directory with only some of the files does not count
+    (isolated / "env" / fm.TEST_IMAGES).unlink()
+    assert len(load_fashion_mnist()[0]) == 4
+
+
+def test_download_into_the_cache(isolated, monkeypatch):
+    blobs, arrays = fake_files()
+    for name, blob in blobs.items():
+        monkeypatch.setitem(fm.MD5, name, hashlib.md5(blob).hexdigest())
+    requested = []
+
+    def server(url, timeout=None):
+        requested.append(url)
+        return io.BytesIO(blobs[url.rsplit("/", 1)[1]])
+    monkeypatch.setattr(fm, "_urlopen", server)
+
+    X_train, y_train, _, _ = load_fashion_mnist()
+    assert requested == [fm.URL + name for name in fm.FILES]
+    assert fm.URL == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    cache = isolated / "cache" / "scratchnn" / "fashion-mnist"
+    assert sorted(os.listdir(cache)) == sorted(fm.FILES)      # no temporary files left
+    for name in fm.FILES:
+        assert (cache / name).read_bytes() == blobs[name]
+    np.testing.assert_array_equal(y_train, arrays[fm.TRAIN_LABELS])
+
+    requested.clear()
+    load_fashion_mnist()                                      # now found in the cache
+    assert requested == []
+
+
+def test_download_fetches_only_the_missing_files(isolated, monkeypatch):
+    blobs, _ = fake_files()
+    for name, blob in blobs.items():
+        monkeypatch.setitem(fm.MD5, name, hashlib.md5(blob).hexdigest())
+    cache = isolated / "cache" / "scratchnn" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    (cache / fm.TRAIN_IMAGES).write_bytes(blobs[fm.TRAIN_IMAGES])
+    requested = []
+
+    def server(url, timeout=None):
+        requested.append(url.rsplit("/", 1)[1])
+        return io.BytesIO(blobs[requested[-1]])
+    monkeypatch.setattr(fm, "_urlopen", server)
+    load_fashion_mnist()
+    assert requested == [fm.TRAIN_LABELS, fm.TEST_IMAGES, fm.TEST_LABELS]
+
+
+def test_download_checksum_mismatch_leaves_nothing(isolated, monkeypatch):
+    blobs, _ = fake_files()       # the official MD5s do not match these fake files
+    monkeypatch.setattr(fm, "_urlopen", lambda url, timeout=None: io.BytesIO(blobs[url.rsplit("/", 1)[1]]))
+    with pytest.raises(ValueError, match="MD5 checksum mismatch") as error:
+        load_fashion_mnist()
+    assert fm.MD5[fm.TRAIN_IMAGES] in str(error.value)
+    assert hashlib.md5(blobs[fm.TRAIN_IMAGES]).hexdigest() in str(error.value)
+    cache = isolated / "cache" / "scratchnn" / "fashion-mnist"
+    assert os.listdir(cache) == []
+
+
+def test_network_failure_gives_the_clear_error(isolated, monkeypatch):
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(fm, "_urlopen", offline)
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_fashion_mnist()
+    message = str(error.value)
+    for expected in ("$SCRATCHNN_DATA (not set)", str(isolated / "no-system-dir"),
+                     str(isolated / "cache" / "scratchnn" / "fashion-mnist"),
+                     "Name or service not known", "apt-get install dataset-fashion-mnist",
+                     "SCRATCHNN_DATA", "path="):
+        assert expected in message
+    assert isinstance(error.value.__cause__, urllib.error.URLError)
+    assert os.listdir(isolated / "cache" / "scratchnn" / "fashion-mnist") == []
+
+
+def test_a_download_cut_off_midway_leaves_no_temporary_file(isolated, monkeypatch):
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > 0:
+                raise ConnectionResetError("connection reset by peer")
+            return super().read(10)
+    monkeypatch.setattr(fm, "_urlopen", lambda url, timeout=None: Broken(bytes(100)))
+    with pytest.raises(DatasetNotFoundError, match="connection reset"):
+        load_fashion_mnist()
+    assert os.listdir(isolated / "cache" / "scratchnn" / "fashion-mnist") == []
+
+
+def test_no_download_when_download_is_false(isolated):
+    with pytest.raises(DatasetNotFoundError, match="download=False"):
+        load_fashion_mnist(download=False)
+
+
+def test_loader_checks_the_files_fit_together(isolated):
+    directory = isolated / "data"
+    write_fake_dir(directory)
+    write_gz(directory / fm.TEST_LABELS, idx_bytes(np.zeros(4, dtype=np.uint8)))     # 4 != 5
+    with pytest.raises(ValueError, match="must agree") as error:
+        load_fashion_mnist(directory)
+    assert fm.TEST_IMAGES in str(error.value) and fm.TEST_LABELS in str(error.value)
+
+    write_gz(directory / fm.TEST_LABELS, idx_bytes(np.full(5, 10, dtype=np.uint8)))  # label 10
+    with pytest.raises(ValueError, match=r"labels must be 0..9, found 10"):
+        load_fashion_mnist(directory)
+
+    write_gz(directory / fm.TEST_LABELS, idx_bytes(np.zeros((5, 28, 28), dtype=np.uint8)))
+    with pytest.raises(ValueError, match="0x00000801") as error:                    # images as labels
+        load_fashion_mnist(directory)
+    assert fm.TEST_LABELS in str(error.value)
+
+    write_fake_dir(directory)                           # a valid IDX file, but magic 2052 (4-D)
+    write_gz(directory / fm.TRAIN_IMAGES, idx_bytes(np.zeros((12, 28, 28, 1), dtype=np.uint8)))
+    with pytest.raises(ValueError, match=r"0x00000803 \(2051") as error:
+        load_fashion_mnist(directory)
+    assert fm.TRAIN_IMAGES in str(error.value)
+
+    write_gz(directory / fm.TRAIN_IMAGES, idx_bytes(np.zeros((12, 27, 28), dtype=np.uint8)))
+    with pytest.raises(ValueError, match="28x28"):
+        load_fashion_mnist(directory)
+
+
+@pytest.mark.parametrize("argument", ["flatten", "normalize", "download"])
+def test_loader_flags_must_be_bool(isolated, argument):
+    with pytest.raises(TypeError, match=argument):
+        load_fashion_mnist(**{argument: "yes"})
+
+
+# ----------------------------------------------------------------------------- real data
+needs_real_data = pytest.mark.skipif(not all((REAL_DIR / name).is_file() for name in fm.FILES),
+                                     reason=f"Fashion-MNIST not installed in {REAL_DIR} "
+                                            "(apt-get install dataset-fashion-mnist)")
+
+
+@pytest.fixture(scope="module")
+def real():
+    with pytest.MonkeyPatch.context() as patch:    # found by the default search
+        patch.delenv("SCRATCHNN_DATA", raising=False)
+        return load_fashion_mnist(download=False)
+
+
+@needs_real_data
+def test_real_fashion_mnist(real):
+    X_train, y_train, X_test, y_test = real
+    assert X_train.shape == (60000, 784) and X_test.shape == (10000, 784)
+    assert X_train.dtype == np.float32 and X_test.dtype == np.float32
+    assert y_train.dtype == np.int64 and y_test.dtype == np.int64
+    assert X_train.min() == 0.0 and X_train.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), np.full(10, 6000))
+    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), np.full(10, 1000))
+    assert len(CLASS_NAMES) == 10 and CLASS_NAMES[0] == "T-shirt/top" and CLASS_NAMES[9] == "Ankle boot"
+    # the published first labels: ankle boot, T-shirt/top, T-shirt/top, dress, T-shirt/top
+    np.testing.assert_array_equal(y_train[:5], [9, 0, 0, 3, 0])
+    # the flat rows are the 28x28 images, divided by 255
+    raw = read_idx(REAL_DIR / fm.TRAIN_IMAGES)
+    assert raw.shape == (60000, 28, 28) and raw.dtype == np.uint8
+    np.testing.assert_array_equal(X_train[:100], raw[:100].reshape(100, 784) / np.float32(255))
+
+
+@needs_real_data
+def test_real_payloads_match_the_official_release():
+    for name in fm.FILES:
+        payload = gzip.decompress((REAL_DIR / name).read_bytes())
+        assert hashlib.md5(payload).hexdigest() == fm.RAW_MD5[name], name
+
+
+@needs_real_data
+def test_truncated_copy_of_a_real_file(tmp_path):
+    payload = gzip.decompress((REAL_DIR / fm.TEST_LABELS).read_bytes())
+    short = write_gz(tmp_path / fm.TEST_LABELS, payload[:-100])        # valid gzip, short IDX
+    with pytest.raises(ValueError, match=r"truncated.*\(10000,\).*9900 bytes") as error:
+        read_idx(short)
+    assert str(short) in str(error.value)
+    blob = (REAL_DIR / fm.TEST_IMAGES).read_bytes()
+    cut = tmp_path / fm.TEST_IMAGES
+    cut.write_bytes(blob[: len(blob) - 1000])                          # a download cut short
+    with pytest.raises(ValueError, match="not a valid gzip") as error:
+        read_idx(cut)
+    assert str(cut) in str(error.value)
+
+
+# ----------------------------------------------------------------------------- CSV
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_csv_with_string_target(tmp_path):
+    path = write_text(tmp_path / "iris.csv",
+                      "sepal_length, sepal_width ,species\n"
+                      "5.1,3.5,setosa\n"
+                      "\n"
+                      "6.2, 2.9 , versicolor\n"
+                      "-1e-3,7,\"virginica\"\n")
+    data = load_csv(path, "species")
+    assert isinstance(data, CSVData)
+    assert data.X.dtype == np.float64 and data.X.shape == (3, 2)
+    np.testing.assert_array_equal(data.X, [[5.1, 3.5], [6.2, 2.9], [-0.001, 7.0]])
+    np.testing.assert_array_equal(data.y, ["setosa", "versicolor", "virginica"])
+    assert data.y.dtype.kind == "U"
+    assert data.feature_names == ["sepal_length", "sepal_width"]
+    assert data.target_name == "species"
+
+
+def test_load_csv_target_in_the_middle_and_numeric_targets(tmp_path):
+    path = write_text(tmp_path / "a.csv", "a,label,b\n1,2,3\n4,0,6\n")
+    data = load_csv(path, "label")
+    np.testing.assert_array_equal(data.X, [[1, 3], [4, 6]])
+    assert data.y.dtype == np.int64 and data.y.tolist() == [2, 0]
+    assert data.feature_names == ["a", "b"]
+    data = load_csv(write_text(tmp_path / "b.csv", "a,t\n1,2.0\n2,3.0\n"), "t")
+    assert data.y.dtype == np.int64 and data.y.tolist() == [2, 3]
+    data = load_csv(write_text(tmp_path / "c.csv", "a,t\n1,2.5\n2,-3\n"), "t")
+    assert data.y.dtype == np.float64 and data.y.tolist() == [2.5, -3.0]
+    data = load_csv(write_text(tmp_path / "d.csv", "a,t\n1,1\n2,two\n"), "t")
+    assert data.y.dtype.kind == "U" and data.y.tolist() == ["1", "two"]
+
+
+def test_load_csv_other_delimiter_and_bom(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_bytes("\ufeffx;y;t\n1.5;2;a\n".encode("utf-8"))
+    data = load_csv(path, "t", delimiter=";")
+    assert data.feature_names == ["x", "y"]
+    np.testing.assert_array_equal(data.X, [[1.5, 2.0]])
+
+
+def test_load_csv_unknown_target_lists_the_columns(tmp_path):
+    path = write_text(tmp_path / "a.csv", "a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"'label' not found.*\['a', 'b', 'c'\]"):
+        load_csv(path, "label")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b,t\n1,2,x\n3,oops,y\n", r"line 3, column 'b' \(column 2\): the cell is 'oops'"),
+    ("a,b,t\n1,2,x\n\n3,,y\n", r"line 4, column 'b' \(column 2\): the cell is empty"),
+    ("a,b,t\n1,nan,x\n", r"line 2, column 'b' .*'nan'.*finite"),
+    ("a,b,t\n1,2,x\n1,2\n", r"line 3: 2 cells, but the header has 3 columns"),
+    ("a,b,t\n1,2,x,4\n", r"line 2: 4 cells"),
+    ("a,b,t\n1,2, \n", r"line 2: the target column 't' is empty"),
+    ("", "the file is empty"),
+    ("\n\n", "the file is empty"),
+    ("a,b,t\n", "header but no data rows"),
+    ("a,a,t\n1,2,3\n", r"duplicate column names \['a'\]"),
+    ("a,,t\n1,2,3\n", "column 2 of the header has no name"),
+    ("t\n1\n", "no feature columns"),
+])
+def test_load_csv_errors_name_the_file_and_place(tmp_path, text, message):
+    path = write_text(tmp_path / "bad.csv", text)
+    with pytest.raises(ValueError, match=message) as error:
+        load_csv(path, "t")
+    assert str(path) in str(error.value)
+
+
+def test_load_csv_rejects_non_utf8_and_bad_arguments(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("a,t\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        load_csv(path, "t")
+    good = write_text(tmp_path / "good.csv", "a,t\n1,2\n")
+    with pytest.raises(ValueError, match="delimiter"):
+        load_csv(good, "t", delimiter=";;")
+    with pytest.raises(TypeError, match="target"):
+        load_csv(good, 1)
+    with pytest.raises(FileNotFoundError):
+        load_csv(tmp_path / "absent.csv", "t")
+
+
+def test_load_csv_features_reorders_and_ignores_other_columns(tmp_path):
+    path = write_text(tmp_path / "new.csv", "id,b,species,a\n7,2.5,x,1\n8,4,y,3\n")
+    X = load_csv_features(path, ["a", "b"])
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X, [[1.0, 2.5], [3.0, 4.0]])
+
+
+def test_load_csv_features_round_trips_with_load_csv(tmp_path):
+    path = write_text(tmp_path / "train.csv", "x1,x2,t\n1,2,a\n3,4,b\n")
+    data = load_csv(path, "t")
+    np.testing.assert_array_equal(load_csv_features(path, data.feature_names), data.X)
+
+
+def test_load_csv_features_errors(tmp_path):
+    path = write_text(tmp_path / "new.csv", "a,c\n1,2\n3,x\n")
+    with pytest.raises(ValueError, match=r"missing the feature column\(s\) \['b', 'd'\]") as error:
+        load_csv_features(path, ["a", "b", "d"])
+    assert str(path) in str(error.value)
+    with pytest.raises(ValueError, match=r"line 3, column 'c'"):
+        load_csv_features(path, ["c"])
+    assert load_csv_features(path, ["a"]).tolist() == [[1.0], [3.0]]     # column c is not read
+    with pytest.raises(TypeError, match="feature_names"):
+        load_csv_features(path, "a")
+    with pytest.raises(ValueError, match="feature_names"):
+        load_csv_features(path, [])
+    with pytest.raises(ValueError, match="duplicates"):
+        load_csv_features(path, ["a", "a"])

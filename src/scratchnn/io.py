@@ -1,0 +1,636 @@
+"""Model files: save a Sequential model to one ``.npz`` and load it back.
+
+A model file is an uncompressed ``.npz`` archive (``np.savez``) of plain
+number arrays::
+
+    config             uint8 (n,)   UTF-8 bytes of the JSON document below
+    params             float (P,)   the model's flat parameter vector
+    optimizer/<name>   float (P,)   each optimizer state vector ("m", "v", "velocity", ...)
+
+and the JSON document (``format_version`` 1) describes everything else::
+
+    {"format": "scratchnn-model", "format_version": 1, "scratchnn_version": "0.1.0",
+     "name": "sequential", "dtype": "float32", "seed": 42, "input_shape": [4],
+     "layers": [{"class": "Dense", "config": {"units": 16, "use_bias": true, ...}}, ...],
+     "loss": {"class": "cross_entropy", "config": {}},                       (or null)
+     "optimizer": {"class": "adam", "config": {"lr": 0.001, ...},
+                   "iterations": 40, "state": ["m", "v"]},                  (or null)
+     "metrics": ["accuracy"],                                                (or null)
+     "classes": ["cat", "dog", "bird"],                                      (or null)
+     "rng_state": {"bit_generator": "PCG64", "state": {...}, ...},
+     "n_params": 131,
+     "metadata": {...}}
+
+``layers[i].class`` is a key of ``scratchnn.layers.LAYERS``, ``loss.class`` a key
+of ``LOSSES`` and ``optimizer.class`` a key of ``OPTIMIZERS``; each ``config``
+holds the keyword arguments of that class's constructor. ``rng_state`` is the
+state of ``model.rng``, so training resumed from a file shuffles and drops out
+exactly as an uninterrupted run would.
+
+A file is data, never code. ``load`` reads only number arrays (an array of
+Python objects is refused, not decoded), builds classes only from the three
+registries by name, passes only the keyword arguments their constructors
+declare, and checks every field, the size of every array and the finiteness of
+every value before it returns a model. ``save`` writes a temporary file in the
+target's directory and renames it over the target, so a crash or a full disk
+never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import numbers
+import os
+import re
+import stat
+import tempfile
+import zipfile
+import zlib
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .layers import LAYERS
+from .losses import LOSSES
+from .model import DTYPES, Sequential
+from .optimizers import OPTIMIZERS
+
+FORMAT = "scratchnn-model"
+FORMAT_VERSION = 1
+
+_FIELDS = ("format", "format_version", "scratchnn_version", "name", "dtype", "seed",
+           "input_shape", "layers", "loss", "optimizer", "metrics", "classes", "rng_state",
+           "n_params", "metadata")
+_STATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# What reading a damaged or hostile archive can raise inside numpy and zipfile.
+_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError,
+                OverflowError, zipfile.BadZipFile, zlib.error)
+
+PathLike = Union[str, os.PathLike]
+
+
+# ============================================================================ save
+def save(model: Sequential, path: PathLike, include_optimizer: bool = True,
+         metadata: Optional[dict] = None) -> str:
+    """Write ``model`` to one ``.npz`` file, atomically; return the path written.
+
+    Args:
+        model: a built Sequential.
+        path: the file; ``".npz"`` is appended when the name does not end with it.
+            An existing file is replaced only once the new one is complete.
+        include_optimizer: also save the optimizer's settings and state vectors,
+            so that ``fit`` can resume where it stopped. When False the file has
+            no optimizer (``"optimizer": null``).
+        metadata: a dict of JSON values to keep with the model (a scaler's mean
+            and scale, a data-set name, ...); NumPy scalars and arrays are stored
+            as numbers and lists. Defaults to ``model.metadata`` when the model
+            has one (a loaded model does), else ``{}``.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a scratchnn Sequential, got {type(model).__name__}")
+    if not model.built:
+        raise RuntimeError("the model is not built yet: call build(input_shape), or fit or "
+                           "predict once, before save()")
+    if metadata is None:
+        metadata = getattr(model, "metadata", None)
+    document, state = _describe(model, bool(include_optimizer), metadata)
+    text = json.dumps(document, allow_nan=False, ensure_ascii=False)
+    arrays = {"config": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
+              "params": model.params}
+    arrays.update({f"optimizer/{name}": vector for name, vector in state.items()})
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    _write_atomically(path, arrays)
+    return path
+
+
+def _describe(model: Sequential, include_optimizer: bool, metadata) -> tuple[dict, dict]:
+    """The JSON document of ``model`` and the optimizer state vectors to store."""
+    from . import __version__
+
+    layers = []
+    for i, layer in enumerate(model.layers):
+        name = type(layer).__name__
+        if LAYERS.get(name) is not type(layer):
+            raise ValueError(f"layers[{i}] is a {name}, which is not in scratchnn.layers.LAYERS; "
+                             "a model file can only hold registered layers")
+        layers.append({"class": name, "config": _jsonable(layer.get_config(), f"layers[{i}] config")})
+
+    loss = None
+    if model.loss is not None:
+        loss = {"class": _registry_key(LOSSES, model.loss, "loss", "LOSSES"),
+                "config": _jsonable(model.loss.get_config(), "loss config")}
+
+    optimizer, state = None, {}
+    if include_optimizer and model.optimizer is not None:
+        opt = model.optimizer
+        saved = opt.state_dict()
+        state = {k: v for k, v in saved.items() if k != "iterations"}
+        for name, vector in state.items():
+            if not (isinstance(name, str) and _STATE_NAME.match(name)):
+                raise ValueError(f"optimizer state name {name!r} is not a plain identifier")
+            if not (isinstance(vector, np.ndarray) and vector.shape == model.params.shape
+                    and vector.dtype == model.dtype):
+                raise ValueError(f"optimizer state {name!r} must be a {model.dtype.name} vector of "
+                                 f"{model.params.size} values like params, got "
+                                 f"{getattr(vector, 'shape', type(vector).__name__)}")
+        optimizer = {"class": _registry_key(OPTIMIZERS, opt, "optimizer", "OPTIMIZERS"),
+                     "config": _jsonable(opt.get_config(), "optimizer config"),
+                     "iterations": int(saved["iterations"]),
+                     "state": sorted(state)}
+
+    if not isinstance(model.name, str):
+        raise ValueError(f"model.name must be a string, got {model.name!r}")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "scratchnn_version": __version__,
+        "name": model.name,
+        "dtype": model.dtype.name,
+        "seed": None if model.seed is None else int(model.seed),
+        "input_shape": [int(s) for s in model.input_shape],
+        "layers": layers,
+        "loss": loss,
+        "optimizer": optimizer,
+        "metrics": None if model.metrics is None else _jsonable(list(model.metrics), "metrics"),
+        "classes": _classes_to_json(model.classes),
+        "rng_state": _jsonable(model.rng.bit_generator.state, "model.rng state"),
+        "n_params": int(model.params.size),
+        "metadata": _jsonable(metadata, "metadata"),
+    }
+    return document, {k: state[k] for k in sorted(state)}
+
+
+def _registry_key(registry: dict, obj, what: str, registry_name: str) -> str:
+    """The first key of ``registry`` whose class is exactly ``type(obj)``."""
+    for key, cls in registry.items():
+        if cls is type(obj):
+            return key
+    raise ValueError(f"the {what} is a {type(obj).__name__}, which is not in {registry_name}; "
+                     "a model file can only hold registered classes"
+                     + ("" if what != "optimizer" else " (or save with include_optimizer=False)"))
+
+
+def _jsonable(value, where: str):
+    """``value`` as JSON types: NumPy scalars and arrays become numbers and lists;
+    anything else that JSON cannot hold is an error naming ``where``."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufU":
+            raise TypeError(f"{where} holds an array of dtype {value.dtype}; only numbers, "
+                            "booleans and strings can be saved")
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{where} holds {value}, which a model file cannot store "
+                             "(JSON has no NaN or infinity)")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r}; keys must be strings")
+            out[key] = _jsonable(v, f"{where}[{key!r}]")
+        return out
+    raise TypeError(f"{where} holds a {type(value).__name__} ({value!r:.60}), which is not "
+                    "JSON-serialisable")
+
+
+def _classes_to_json(classes) -> Optional[list]:
+    if classes is None:
+        return None
+    array = np.asarray(classes)
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "biufU":
+        raise ValueError("model.classes must be a non-empty 1-D array of strings, integers, "
+                         f"floats or booleans to be saved, got {classes!r:.80}")
+    return _jsonable(array, "model.classes")
+
+
+def _write_atomically(path: str, arrays: dict) -> None:
+    """``np.savez`` into a temporary file beside ``path``, flushed to disk, then
+    renamed onto ``path``: readers see the old file or the new one, never a part."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does not exist")
+    mode = _file_mode(path)
+    tmp = tempfile.NamedTemporaryFile(delete=False, dir=directory, suffix=".npz.tmp",
+                                      prefix="." + os.path.basename(path) + ".")
+    try:
+        with tmp:
+            np.savez(tmp, **arrays)   # a file object: savez adds no suffix
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp.name, mode)
+        os.replace(tmp.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        raise
+    _fsync_directory(directory)
+
+
+def _file_mode(path: str) -> int:
+    """The permissions the file gets: those of the file it replaces, else the
+    usual ``0o666`` less the umask (temporary files are created ``0o600``)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)   # the only portable way to read the umask is to set it
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ============================================================================ load
+class _NotAModelFile(Exception):
+    """The file is not an archive of ours at all (random bytes, truncated, another format)."""
+
+
+class _BadField(Exception):
+    """The file is a model archive, but a field or an array in it is invalid."""
+
+
+def load(path: PathLike) -> Sequential:
+    """Read a model written by ``save``; return it ready to ``predict`` or to
+    resume ``fit`` (loss, optimizer state, class labels and random state restored).
+
+    The file's ``metadata`` dict is set as ``model.metadata``.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path`` (nor at ``path + ".npz"``).
+        ValueError: the file is not a scratchnn model file, or one of its fields
+            or arrays is invalid; the message names the field.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path) and not path.endswith(".npz") and os.path.isfile(path + ".npz"):
+        path += ".npz"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model file at {path!r}")
+    try:
+        with _open_archive(path) as (archive, file_size):
+            return _load_archive(archive, file_size)
+    except _NotAModelFile as error:
+        raise ValueError(f"{path!r} is not a scratchnn model file: {error}") from None
+    except _BadField as error:
+        raise ValueError(f"invalid scratchnn model file {path!r}: {error}") from None
+
+
+@contextlib.contextmanager
+def _open_archive(path: str):
+    """The file as an NpzFile, and the file's size; the file is ours to close
+    even when numpy fails."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise _NotAModelFile("it is not an .npz (zip) archive")
+        f.seek(0)
+        try:
+            archive = np.load(f, allow_pickle=False)   # never decode Python objects from a file
+        except _READ_ERRORS as error:
+            raise _NotAModelFile(f"it is not a readable .npz archive ({error})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _NotAModelFile("it is not an .npz archive")
+        with archive:
+            yield archive, os.fstat(f.fileno()).st_size
+
+
+def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int) -> Sequential:
+    try:
+        members = archive.zip.infolist()
+    except _READ_ERRORS as error:
+        raise _NotAModelFile(f"its zip directory is unreadable ({error})") from None
+    infos = {}
+    for info in members:
+        if not info.filename.endswith(".npy"):
+            raise _NotAModelFile(f"it holds {info.filename!r}, which is not an .npy array")
+        if info.compress_type != zipfile.ZIP_STORED:
+            # Model files are written uncompressed, which also bounds every array by the file size.
+            raise _NotAModelFile(f"its member {info.filename!r} is compressed")
+        if info.file_size > file_size:
+            raise _NotAModelFile(f"its member {info.filename!r} claims {info.file_size} bytes, "
+                                 f"more than the whole file ({file_size})")
+        infos[info.filename[:-4]] = info
+    if "config" not in infos:
+        raise _NotAModelFile("it has no 'config' array")
+
+    doc = _read_document(archive, infos["config"])
+    spec = _check_document(doc)
+
+    expected_arrays = {"config", "params", *(f"optimizer/{n}" for n in spec["state_names"])}
+    unexpected = sorted(set(infos) - expected_arrays)
+    if unexpected:
+        raise _BadField(f"unexpected array(s) {unexpected}")
+    missing = sorted(expected_arrays - set(infos))
+    if missing:
+        raise _BadField(f"the array(s) {missing} are missing")
+
+    layers = [_construct(LAYERS, entry, f"layers[{i}]", "LAYERS")
+              for i, entry in enumerate(spec["layers"])]
+    # Count the parameters the layers declare before the model allocates any:
+    # with every array's size checked against the bytes it holds, a small file
+    # cannot make load allocate a large model.
+    n_params = spec["n_params"]
+    counted = _count_params(layers, spec["input_shape"])
+    if counted != n_params:
+        raise _BadField(f"the layers declare {counted} parameters for input_shape "
+                        f"{spec['input_shape']}, but n_params is {n_params}")
+    dtype = np.dtype(spec["dtype"])
+    vectors = {name: _read_vector(archive, infos[name], name, n_params, dtype)
+               for name in sorted(expected_arrays - {"config"})}
+
+    try:
+        model = Sequential(layers, seed=spec["seed"], dtype=spec["dtype"], name=spec["name"])
+        model.build(spec["input_shape"])
+    except (TypeError, ValueError) as error:
+        raise _BadField(f"the model cannot be rebuilt: {error}") from None
+    if model.params.size != n_params:   # _count_params guarantees this; keep the check cheap
+        raise _BadField(f"params has {n_params} values, but the model has {model.params.size}")
+    model.params[...] = vectors["params"]
+
+    if spec["loss"] is not None:
+        model.loss = _construct(LOSSES, spec["loss"], "loss", "LOSSES")
+    model.metrics = spec["metrics"]
+    if model.loss is not None and model.metrics is not None:
+        try:
+            model._check_metrics()
+        except ValueError as error:
+            raise _BadField(f"metrics: {error}") from None
+    if spec["optimizer"] is not None:
+        model.optimizer = _restore_optimizer(spec["optimizer"], vectors, model)
+    if spec["classes"] is not None:
+        model.classes = np.asarray(spec["classes"])
+    _restore_rng(model, spec["rng_state"])
+    model.metadata = spec["metadata"]
+    return model
+
+
+# ------------------------------------------------------------------ the document
+def _read_document(archive, info: zipfile.ZipInfo) -> dict:
+    shape, dtype = _array_header(archive, info, "config")
+    if dtype != np.uint8 or len(shape) != 1:
+        raise _NotAModelFile(f"its 'config' array must be 1-D uint8 (UTF-8 JSON bytes), "
+                             f"got dtype {dtype} and shape {shape}")
+    raw = _read_array(archive, "config")
+    try:
+        text = raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _NotAModelFile(f"its 'config' is not UTF-8 text ({error})") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise _NotAModelFile(f"its 'config' is not valid JSON ({error})") from None
+    if not isinstance(doc, dict):
+        raise _NotAModelFile(f"its 'config' must be a JSON object, got {type(doc).__name__}")
+    if doc.get("format") != FORMAT:
+        raise _NotAModelFile(f"its 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
+    return doc
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_document(doc: dict) -> dict:
+    """Check every field's type and range; return the fields, normalized."""
+    version = doc.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise _BadField(f"format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        from . import __version__
+        raise _BadField(f"it was written in model format version {version}, but scratchnn "
+                        f"{__version__} reads version {FORMAT_VERSION} only; upgrade scratchnn "
+                        "to load it")
+    missing = [k for k in _FIELDS if k not in doc]
+    if missing:
+        raise _BadField(f"missing field(s) {missing}")
+    unknown = sorted(set(doc) - set(_FIELDS))
+    if unknown:
+        raise _BadField(f"unknown field(s) {unknown}")
+
+    def need(ok: bool, field: str, expected: str) -> None:
+        if not ok:
+            raise _BadField(f"{field} must be {expected}, got {doc[field]!r:.100}")
+
+    need(isinstance(doc["scratchnn_version"], str), "scratchnn_version", "a string")
+    need(isinstance(doc["name"], str), "name", "a string")
+    need(doc["dtype"] in DTYPES, "dtype", f"one of {list(DTYPES)}")
+    need(doc["seed"] is None or (_is_int(doc["seed"]) and doc["seed"] >= 0), "seed",
+         "a non-negative integer or null")
+    shape = doc["input_shape"]
+    need(isinstance(shape, list) and len(shape) > 0 and all(_is_int(s) and s > 0 for s in shape),
+         "input_shape", "a non-empty list of positive integers")
+    need(_is_int(doc["n_params"]) and doc["n_params"] >= 0, "n_params", "a non-negative integer")
+    layers = doc["layers"]
+    need(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    for i, entry in enumerate(layers):
+        _check_entry(entry, f"layers[{i}]")
+    if doc["loss"] is not None:
+        _check_entry(doc["loss"], "loss")
+    state_names: list[str] = []
+    if doc["optimizer"] is not None:
+        opt = doc["optimizer"]
+        _check_entry(opt, "optimizer", extra=("iterations", "state"))
+        if not (_is_int(opt["iterations"]) and opt["iterations"] >= 0):
+            raise _BadField(f"optimizer.iterations must be a non-negative integer, "
+                            f"got {opt['iterations']!r:.100}")
+        state_names = opt["state"]
+        if not (isinstance(state_names, list)
+                and all(isinstance(n, str) and _STATE_NAME.match(n) for n in state_names)
+                and len(set(state_names)) == len(state_names)):
+            raise _BadField(f"optimizer.state must be a list of distinct identifiers, "
+                            f"got {state_names!r:.100}")
+    metrics = doc["metrics"]
+    need(metrics is None or (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)),
+         "metrics", "a list of metric names or null")
+    classes = doc["classes"]
+    if classes is not None:
+        kinds = {type(c) for c in classes} if isinstance(classes, list) else set()
+        need(len(kinds) == 1 and kinds <= {str, int, float, bool}, "classes",
+             "null or a non-empty list of labels of one type (strings, integers, floats "
+             "or booleans)")
+    need(isinstance(doc["rng_state"], dict), "rng_state", "an object (a NumPy bit generator state)")
+    need(isinstance(doc["metadata"], dict), "metadata", "an object")
+    return {**doc, "state_names": state_names}
+
+
+def _check_entry(entry, where: str, extra: tuple = ()) -> None:
+    """``{"class": str, "config": {str: JSON scalar or list}}`` (plus ``extra`` keys)."""
+    keys = {"class", "config", *extra}
+    if not isinstance(entry, dict) or set(entry) != keys:
+        raise _BadField(f"{where} must be an object with the keys {sorted(keys)}, got {entry!r:.100}")
+    if not isinstance(entry["class"], str):
+        raise _BadField(f"{where}.class must be a string, got {entry['class']!r:.100}")
+    config = entry["config"]
+    if not isinstance(config, dict):
+        raise _BadField(f"{where}.config must be an object, got {config!r:.100}")
+    for key, value in config.items():
+        if not _is_plain(value):
+            raise _BadField(f"{where}.config[{key!r}] must be a number, string, boolean, null "
+                            f"or a list of them, got {value!r:.100}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_plain(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, list) and all(_is_plain(v) for v in value)
+
+
+def _construct(registry: dict, entry: dict, where: str, registry_name: str):
+    """``registry[entry["class"]](**entry["config"])``, with the class looked up by
+    name only and every keyword checked against the constructor's signature."""
+    name = entry["class"]
+    cls = registry.get(name)
+    if cls is None:
+        raise _BadField(f"{where}: unknown class {name!r}; it must be one of {sorted(registry)} "
+                        f"(scratchnn's {registry_name})")
+    parameters = inspect.signature(cls).parameters
+    accepted = [p for p, v in parameters.items()
+                if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+    for key in entry["config"]:
+        if key not in accepted:
+            raise _BadField(f"{where} ({cls.__name__}): unknown argument {key!r}; "
+                            f"{cls.__name__} accepts {accepted}")
+    if "name" in entry["config"] and entry["config"]["name"] is not None \
+            and not isinstance(entry["config"]["name"], str):
+        raise _BadField(f"{where} ({cls.__name__}): name must be a string or null")
+    try:
+        return cls(**entry["config"])
+    except (TypeError, ValueError) as error:
+        raise _BadField(f"{where} ({cls.__name__}): {error}") from None
+
+
+def _count_params(layers: list, input_shape: list) -> int:
+    """The parameter count of ``layers`` for ``input_shape``, without allocating it."""
+    shape, total = tuple(input_shape), 0
+    rng = np.random.default_rng(0)   # layers declare parameters in build; they draw nothing
+    for i, layer in enumerate(layers):
+        layer.params = []
+        try:
+            shape = tuple(layer.build(shape, rng))
+        except (TypeError, ValueError) as error:
+            raise _BadField(f"layers[{i}] ({type(layer).__name__}) cannot take inputs of shape "
+                            f"{shape}: {error}") from None
+        total += sum(p.size for p in layer.params)
+        layer.params = []
+    return total
+
+
+# ------------------------------------------------------------------------ arrays
+def _array_header(archive, info: zipfile.ZipInfo, name: str) -> tuple[tuple, np.dtype]:
+    """Shape and dtype from an array's ``.npy`` header, read before its data."""
+    try:
+        with archive.zip.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f".npy format version {version} is not supported")
+    except _READ_ERRORS as error:
+        raise _NotAModelFile(f"its array {name!r} has no valid .npy header ({error})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise _BadField(f"the array {name!r} has dtype {dtype}; only numbers are allowed")
+    if any(n < 0 for n in shape) or math.prod(shape) * dtype.itemsize > info.file_size:
+        raise _NotAModelFile(f"its array {name!r} declares shape {tuple(shape)} of {dtype}, more "
+                             f"data than its {info.file_size} bytes hold")
+    return tuple(shape), dtype
+
+
+def _read_array(archive, name: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except _READ_ERRORS as error:
+        raise _NotAModelFile(f"its array {name!r} is unreadable ({error})") from None
+
+
+def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    """A finite 1-D float vector of ``size`` values of ``dtype`` (any byte order)."""
+    shape, file_dtype = _array_header(archive, info, name)
+    if file_dtype.kind != "f" or file_dtype.itemsize != dtype.itemsize:
+        raise _BadField(f"the array {name!r} has dtype {file_dtype}, but the model's dtype is "
+                        f"{dtype.name}")
+    if shape != (size,):
+        raise _BadField(f"the array {name!r} has shape {shape}, but the model has n_params = "
+                        f"{size} (expected shape ({size},))")
+    vector = _read_array(archive, name)
+    if vector.shape != (size,):
+        raise _BadField(f"the array {name!r} has shape {vector.shape}, expected ({size},)")
+    if not np.all(np.isfinite(vector)):
+        raise _BadField(f"the array {name!r} contains NaN or infinity "
+                        f"(first at index {int(np.argmin(np.isfinite(vector)))})")
+    return vector
+
+
+# -------------------------------------------------------------- optimizer and rng
+def _restore_optimizer(entry: dict, vectors: dict, model: Sequential):
+    optimizer = _construct(OPTIMIZERS, entry, "optimizer", "OPTIMIZERS")
+    iterations = entry["iterations"]
+    names = set(entry["state"])
+    # The state an optimizer of these settings keeps once it has taken a step.
+    expected = set(optimizer._initial_state(model.params)) if iterations > 0 else set()
+    if names != expected:
+        raise _BadField(f"optimizer ({type(optimizer).__name__}, {iterations} iterations) keeps "
+                        f"the state {sorted(expected)}, but the file has {sorted(names)}")
+    state = {name: vectors[f"optimizer/{name}"].astype(model.dtype) for name in names}
+    optimizer.load_state_dict({"iterations": iterations, **state})
+    return optimizer
+
+
+def _restore_rng(model: Sequential, state: dict) -> None:
+    """Set the state of ``model.rng`` in place: the layers hold the same Generator."""
+    bit_generator = model.rng.bit_generator
+    expected = type(bit_generator).__name__
+    if state.get("bit_generator") != expected:
+        raise _BadField(f"rng_state.bit_generator must be {expected!r}, "
+                        f"got {state.get('bit_generator')!r:.100}")
+    if expected == "PCG64" and not _is_pcg64_state(state):
+        raise _BadField("rng_state is not a valid PCG64 state: expected {'bit_generator': 'PCG64', "
+                        "'state': {'state': int, 'inc': int} (each in [0, 2**128)), "
+                        f"'has_uint32': 0 or 1, 'uinteger': int in [0, 2**32)}}, got {state!r:.200}")
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise _BadField(f"rng_state is not a valid {expected} state ({error!r})") from None
+
+
+def _is_pcg64_state(state: dict) -> bool:
+    inner = state.get("state")
+    return (set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+            and isinstance(inner, dict) and set(inner) == {"state", "inc"}
+            and all(_is_int(v) and 0 <= v < 2**128 for v in inner.values())
+            and state["has_uint32"] in (0, 1) and _is_int(state["has_uint32"])
+            and _is_int(state["uinteger"]) and 0 <= state["uinteger"] < 2**32)

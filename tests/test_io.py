@@ -1,0 +1,560 @@
+"""Model files: exact round trips, resumed training, atomic writes, hostile files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+from scratchnn import (SGD, Adam, CrossEntropy, Dense, Dropout, Flatten, Huber, LeakyReLU, ReLU,
+                       Sequential, Tanh)
+from scratchnn.callbacks import ModelCheckpoint
+from scratchnn.io import FORMAT_VERSION, load, save
+from scratchnn.optimizers import OPTIMIZERS
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "scratchnn"
+
+
+# ------------------------------------------------------------------- helpers
+def make_data(n=44, features=5, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, features))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    return X, y % classes
+
+
+def make_model(dtype="float32", seed=7):
+    return Sequential([Dense(16), ReLU(), Dropout(0.25), Dense(3)], seed=seed, dtype=dtype)
+
+
+def trained_model(dtype="float32", epochs=3):
+    X, y = make_data()
+    model = make_model(dtype)
+    model.fit(X, y, loss=CrossEntropy(), optimizer=Adam(lr=0.01), epochs=epochs, batch_size=8)
+    return model, X, y
+
+
+def read_npz(path):
+    """The arrays of a model file, as a dict; the config as a JSON dict."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    doc = json.loads(arrays.pop("config").tobytes().decode("utf-8"))
+    return doc, arrays
+
+
+def write_npz(path, doc, arrays):
+    """Write a (possibly broken) model file with the given config document and arrays."""
+    config = np.frombuffer(json.dumps(doc).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, config=config, **arrays)
+    return path
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A trained model and the (config, arrays) of its file."""
+    model, X, y = trained_model()
+    path = save(model, tmp_path / "model.npz")
+    doc, arrays = read_npz(path)
+    return model, doc, arrays
+
+
+# --------------------------------------------------------------- round trips
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_trip_is_exact(tmp_path, dtype):
+    model, X, y = trained_model(dtype)
+    path = save(model, tmp_path / "model.npz")
+    assert path == str(tmp_path / "model.npz")
+    loaded = load(path)
+
+    assert loaded.dtype == np.dtype(dtype) and loaded.params.dtype == np.dtype(dtype)
+    assert np.array_equal(loaded.params, model.params)
+    assert loaded.params is not model.params
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.evaluate(X, y) == model.evaluate(X, y)
+    # Layers are views of the loaded flat vector, not copies.
+    loaded.check_parameter_views()
+    assert np.shares_memory(loaded.layers[0].W, loaded.params)
+
+    assert [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
+    assert [a.get_config() for a in loaded.layers] == [b.get_config() for b in model.layers]
+    assert (loaded.name, loaded.seed, loaded.input_shape) == (model.name, model.seed, (5,))
+    assert isinstance(loaded.loss, CrossEntropy)
+    assert loaded.metadata == {}
+
+    assert type(loaded.optimizer) is Adam
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    expected, got = model.optimizer.state_dict(), loaded.optimizer.state_dict()
+    assert got.keys() == expected.keys() == {"iterations", "m", "v"}
+    assert got["iterations"] == expected["iterations"] == 3 * 6
+    for name in ("m", "v"):
+        assert got[name].dtype == np.dtype(dtype)
+        assert np.array_equal(got[name], expected[name])
+    assert loaded.rng.bit_generator.state == model.rng.bit_generator.state
+
+
+def test_file_layout(saved):
+    model, doc, arrays = saved
+    assert set(arrays) == {"params", "optimizer/m", "optimizer/v"}
+    assert doc["format"] == "scratchnn-model" and doc["format_version"] == FORMAT_VERSION == 1
+    assert doc["dtype"] == "float32" and doc["seed"] == 7 and doc["input_shape"] == [5]
+    assert doc["n_params"] == 5 * 16 + 16 + 16 * 3 + 3 == arrays["params"].size
+    assert [entry["class"] for entry in doc["layers"]] == ["Dense", "ReLU", "Dropout", "Dense"]
+    assert doc["layers"][2]["config"] == {"rate": 0.25, "name": "dropout_0"}
+    assert doc["loss"] == {"class": "cross_entropy", "config": {}}
+    assert doc["optimizer"]["class"] == "adam" and doc["optimizer"]["state"] == ["m", "v"]
+    assert doc["optimizer"]["config"]["lr"] == 0.01
+    assert doc["rng_state"]["bit_generator"] == "PCG64"
+
+
+def test_config_is_a_byte_array_not_an_object_array(tmp_path):
+    model, _, _ = trained_model()
+    path = save(model, tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        for name in archive.files:
+            assert archive[name].dtype.kind in "uf", name
+        assert archive["config"].dtype == np.uint8 and archive["config"].ndim == 1
+
+
+def test_string_classes_round_trip(tmp_path):
+    model, X, y = trained_model()
+    model.classes = np.array(["cat", "dog", "bird"])
+    loaded = load(save(model, tmp_path / "m.npz"))
+    assert loaded.classes.tolist() == ["cat", "dog", "bird"]
+    predicted = loaded.predict(X)
+    assert predicted.dtype.kind == "U"
+    assert predicted.tolist() == model.predict(X).tolist()
+    expected = np.array(["cat", "dog", "bird"])[model.predict_proba(X).argmax(axis=1)]
+    assert predicted.tolist() == expected.tolist()
+
+
+def test_numpy_integer_classes_become_json_ints(tmp_path):
+    model, X, _ = trained_model()
+    model.classes = np.array([10, 20, 30], dtype=np.int64)
+    path = save(model, tmp_path / "m.npz")
+    assert read_npz(path)[0]["classes"] == [10, 20, 30]
+    assert load(path).predict(X).tolist() == model.predict(X).tolist()
+
+
+def test_continued_training_matches_an_uninterrupted_run(tmp_path):
+    X, y = make_data()
+    settings = dict(batch_size=8, shuffle=True)
+
+    uninterrupted = make_model(seed=123)
+    uninterrupted.fit(X, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=4, **settings)
+
+    first_half = make_model(seed=123)
+    first_half.fit(X, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=2, **settings)
+    path = save(first_half, tmp_path / "checkpoint")
+    resumed = load(path)
+    resumed.fit(X, y, epochs=2, **settings)
+
+    assert np.array_equal(resumed.params, uninterrupted.params)
+    assert resumed.optimizer.iterations == uninterrupted.optimizer.iterations == 4 * 6
+    assert np.array_equal(resumed.optimizer.state["v"], uninterrupted.optimizer.state["v"])
+
+    # The check has teeth: without the saved random state (shuffling, dropout) it fails.
+    reseeded = load(path)
+    reseeded.rng.bit_generator.state = np.random.default_rng(123).bit_generator.state
+    reseeded.fit(X, y, epochs=2, **settings)
+    assert not np.array_equal(reseeded.params, uninterrupted.params)
+
+
+def test_resume_from_a_model_checkpoint_written_during_fit(tmp_path):
+    X, y = make_data()
+    model = make_model(seed=5)
+    checkpoint = ModelCheckpoint(str(tmp_path / "ckpt-{epoch}.npz"), monitor="loss")
+    model.fit(X, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=4, batch_size=8,
+              callbacks=[checkpoint])
+    assert checkpoint.saved == [str(tmp_path / f"ckpt-{e}.npz") for e in (1, 2, 3, 4)]
+    assert np.array_equal(load(checkpoint.saved[-1]).params, model.params)
+    resumed = load(checkpoint.saved[1])
+    resumed.fit(X, y, epochs=2, batch_size=8)
+    assert np.array_equal(resumed.params, model.params)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_state_round_trips(tmp_path, name):
+    X, y = make_data()
+    kwargs = {"sgd": dict(momentum=0.9, nesterov=True), "rmsprop": dict(momentum=0.5)}.get(name, {})
+    model = Sequential([Dense(4), Tanh(), Dense(3)], seed=1)
+    model.fit(X, y, loss="cross_entropy", optimizer=OPTIMIZERS[name](**kwargs), epochs=1, batch_size=16)
+    loaded = load(save(model, tmp_path / "m"))
+    assert type(loaded.optimizer) is OPTIMIZERS[name]
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    expected, got = model.optimizer.state_dict(), loaded.optimizer.state_dict()
+    assert got.keys() == expected.keys() and len(got) > 1
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+
+def test_regression_model_without_optimizer_state(tmp_path):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((30, 2, 3)), rng.standard_normal((30, 2))
+    model = Sequential([Flatten(), Dense(4), LeakyReLU(0.2), Dense(2)], seed=None, dtype="float64",
+                       name="regressor")
+    model.fit(X, y, loss=Huber(delta=0.5), optimizer=SGD(lr=0.05), metrics=["mae"], epochs=2)
+    loaded = load(save(model, tmp_path / "r.npz"))
+    assert (loaded.name, loaded.seed, loaded.input_shape) == ("regressor", None, (2, 3))
+    assert loaded.loss.delta == 0.5 and loaded.metrics == ["mae"]
+    assert loaded.optimizer.state == {} and loaded.optimizer.iterations == model.optimizer.iterations
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_include_optimizer_false(tmp_path):
+    model, _, _ = trained_model()
+    path = save(model, tmp_path / "m.npz", include_optimizer=False)
+    doc, arrays = read_npz(path)
+    assert doc["optimizer"] is None and set(arrays) == {"params"}
+    loaded = load(path)
+    assert loaded.optimizer is None and np.array_equal(loaded.params, model.params)
+
+
+def test_built_but_untrained_model(tmp_path):
+    model = Sequential([Dense(2)], seed=0).build((3,))
+    loaded = load(save(model, tmp_path / "m.npz"))
+    assert loaded.loss is None and loaded.optimizer is None and loaded.classes is None
+    assert np.array_equal(loaded.params, model.params)
+
+
+def test_metadata_round_trips_and_is_kept_on_resave(tmp_path):
+    model, _, _ = trained_model()
+    mean = np.array([0.5, -1.25, 3.0])
+    path = model.save(tmp_path / "m", metadata={"mean": mean, "scale": np.float32(2.0), "note": "ok"})
+    assert path == str(tmp_path / "m.npz")
+    loaded = load(path)
+    assert loaded.metadata == {"mean": [0.5, -1.25, 3.0], "scale": 2.0, "note": "ok"}
+    again = load(save(loaded, tmp_path / "again.npz"))
+    assert again.metadata == loaded.metadata
+
+
+@pytest.mark.parametrize("metadata, error", [
+    ({"scaler": object()}, TypeError),
+    ({"values": {1, 2}}, TypeError),
+    ({1: "non-string key"}, TypeError),
+    (["not", "a", "dict"], TypeError),
+    ({"mean": float("nan")}, ValueError),
+])
+def test_metadata_must_be_json(tmp_path, metadata, error):
+    model, _, _ = trained_model(epochs=1)
+    with pytest.raises(error, match="metadata"):
+        save(model, tmp_path / "m.npz", metadata=metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unbuilt_model_cannot_be_saved(tmp_path):
+    with pytest.raises(RuntimeError, match="not built"):
+        save(make_model(), tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unregistered_layer_cannot_be_saved(tmp_path):
+    class MyReLU(ReLU):
+        pass
+
+    model = Sequential([Dense(2), MyReLU()], seed=0).build((3,))
+    with pytest.raises(ValueError, match="MyReLU.*LAYERS"):
+        save(model, tmp_path / "m.npz")
+
+
+def test_load_adds_the_npz_suffix_like_save(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    save(model, tmp_path / "m")
+    assert np.array_equal(load(tmp_path / "m").params, model.params)
+
+
+def test_load_missing_file(tmp_path):
+    missing = tmp_path / "nothing-here.npz"
+    with pytest.raises(FileNotFoundError, match="nothing-here.npz"):
+        load(missing)
+
+
+# -------------------------------------------------------------- atomic writes
+@pytest.mark.parametrize("target", ["savez", "replace"])
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, target):
+    model, _, _ = trained_model(epochs=1)
+    path = tmp_path / "model.npz"
+    save(model, path)
+    before = path.read_bytes()
+
+    if target == "savez":
+        def broken(file, **arrays):
+            file.write(b"PK\x03\x04 half a model")
+            raise OSError("disk full")
+        monkeypatch.setattr(np, "savez", broken)
+    else:
+        def broken(src, dst):
+            raise OSError("rename failed")
+        monkeypatch.setattr(os, "replace", broken)
+
+    model.params[0] += 1
+    with pytest.raises(OSError):
+        save(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_save_replaces_an_existing_file_and_leaves_no_temporary(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    path = tmp_path / "model.npz"
+    save(model, path)
+    os.chmod(path, 0o640)
+    model.params[0] += 1
+    save(model, path)
+    assert load(path).params[0] == model.params[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_save_into_a_missing_directory(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save(model, tmp_path / "no" / "such" / "dir" / "m.npz")
+
+
+# -------------------------------------------------------------- hostile files
+class _Payload:
+    """Unpickling this creates the directory ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_object_array_is_never_decoded(tmp_path):
+    # A .npy of a dict holding the payload, as np.save(..., allow_pickle=True) writes it.
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.array({"config": _Payload(marker)}, dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="not a scratchnn model file"):
+        load(path)
+    assert not marker.exists()
+
+    # The payload is live: the same file, decoded without the guard, runs it.
+    probe = tmp_path / "probe"
+    with open(tmp_path / "probe.npy", "wb") as f:
+        np.save(f, np.array([_Payload(probe)], dtype=object), allow_pickle=True)
+    np.load(tmp_path / "probe.npy", allow_pickle=True)
+    assert probe.exists()
+
+
+@pytest.mark.parametrize("member", ["config", "params"])
+def test_object_array_inside_an_npz_is_never_decoded(saved, tmp_path, member):
+    _, doc, arrays = saved
+    marker = tmp_path / "pwned"
+    arrays = dict(arrays, config=np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8))
+    arrays[member] = np.array([_Payload(marker)], dtype=object)
+    path = tmp_path / "evil.npz"
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="only numbers are allowed"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_random_bytes(tmp_path):
+    path = tmp_path / "random.npz"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match="is not a scratchnn model file"):
+        load(path)
+
+
+def test_random_bytes_behind_a_zip_signature(tmp_path):
+    path = tmp_path / "random.npz"
+    path.write_bytes(b"PK\x03\x04" + np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match="is not a scratchnn model file"):
+        load(path)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.99])
+def test_truncated_model_file(tmp_path, fraction):
+    model, _, _ = trained_model(epochs=1)
+    data = pathlib.Path(save(model, tmp_path / "m.npz")).read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[:int(len(data) * fraction)])
+    with pytest.raises(ValueError, match="is not a scratchnn model file"):
+        load(truncated)
+
+
+def test_plain_npy_and_empty_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for name in ("a.npy", "empty.npz"):
+        with pytest.raises(ValueError, match="is not a scratchnn model file"):
+            load(tmp_path / name)
+
+
+def test_compressed_member_is_refused(saved, tmp_path):
+    _, doc, arrays = saved
+    path = tmp_path / "c.npz"
+    with open(path, "wb") as f:
+        np.savez_compressed(f, config=np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8), **arrays)
+    with pytest.raises(ValueError, match="compressed"):
+        load(path)
+
+
+def test_huge_declared_shapes_allocate_nothing(saved, tmp_path):
+    """A small file claiming a model of 10**12 parameters is refused before any allocation."""
+    _, doc, _ = saved
+    doc = _set(doc, "input_shape", [10**6])
+    doc = _set(doc, "layers", [{"class": "Dense", "config": {"units": 10**6, "use_bias": False}}])
+    doc = _set(doc, "n_params", 10**12)
+    doc = _set(doc, "optimizer", None)
+    path = tmp_path / "huge.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    config = io.BytesIO()
+    np.save(config, np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("config.npy", config.getvalue())
+        archive.writestr("params.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match=r"declares shape \(1000000000000,\).*more data than"):
+        load(path)
+
+
+def _set(doc, dotted, value):
+    """A deep copy of ``doc`` with the field at ``dotted`` ("layers.0.config.units") set."""
+    doc = json.loads(json.dumps(doc))
+    *parents, last = dotted.split(".")
+    node = doc
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return doc
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("layers.0.class", "os.system", r"layers\[0\]: unknown class 'os.system'"),
+    ("layers.1.class", "__import__", "unknown class '__import__'"),
+    ("layers.0.config.activation", "relu", r"layers\[0\] \(Dense\): unknown argument 'activation'"),
+    ("layers.2.config.__class__", "x", r"layers\[2\] \(Dropout\): unknown argument '__class__'"),
+    ("layers.0.config.units", "16", r"layers\[0\] \(Dense\): units must be a positive integer"),
+    ("layers.0.config.units", 17, "the layers declare .* but n_params is"),
+    ("layers.0.config.units", {"a": 1}, r"layers\[0\].config\['units'\] must be a number"),
+    ("layers.0.config.kernel_initializer", "os.system", r"layers\[0\] \(Dense\): kernel_initializer"),
+    ("layers.0.config.name", 5, "name must be a string"),
+    ("layers.0.config", [], r"layers\[0\].config must be an object"),
+    ("layers.2.config.rate", 1.5, r"layers\[2\] \(Dropout\): rate must be"),
+    ("layers.3.config.name", "dense_0", "layer names must be unique"),
+    ("layers.0", "Dense", r"layers\[0\] must be an object"),
+    ("layers", [], "layers must be a non-empty list"),
+    ("layers", {"0": {}}, "layers must be a non-empty list"),
+    ("loss.class", "pickle.loads", "loss: unknown class 'pickle.loads'"),
+    ("loss.config.delta", 1.0, r"loss \(CrossEntropy\): unknown argument 'delta'"),
+    ("optimizer.class", "Adam", "optimizer: unknown class 'Adam'"),
+    ("optimizer.config.lr", "fast", r"optimizer \(Adam\): lr must be"),
+    ("optimizer.config.lr", -1, r"optimizer \(Adam\): lr must be"),
+    ("optimizer.config.momentum", 0.9, r"optimizer \(Adam\): unknown argument 'momentum'"),
+    ("optimizer.iterations", -1, "optimizer.iterations must be a non-negative integer"),
+    ("optimizer.iterations", 0, r"keeps the state \[\], but the file has \['m', 'v'\]"),
+    ("optimizer.iterations", True, "optimizer.iterations must be a non-negative integer"),
+    ("optimizer.state", ["m"], "unexpected array"),
+    ("optimizer.state", ["m", "v", "../../etc"], "optimizer.state must be a list of distinct identifiers"),
+    ("dtype", "float16", "dtype must be one of"),
+    ("dtype", "object", "dtype must be one of"),
+    ("dtype", 32, "dtype must be one of"),
+    ("name", 5, "name must be a string"),
+    ("seed", -1, "seed must be a non-negative integer or null"),
+    ("seed", "7", "seed must be a non-negative integer or null"),
+    ("seed", 7.0, "seed must be a non-negative integer or null"),
+    ("input_shape", "5", "input_shape must be a non-empty list of positive integers"),
+    ("input_shape", [0], "input_shape must be a non-empty list of positive integers"),
+    ("input_shape", [6], "the layers declare .* but n_params is"),
+    ("input_shape", [5, 2], r"layers\[0\] \(Dense\) cannot take inputs of shape \(5, 2\)"),
+    ("n_params", "147", "n_params must be a non-negative integer"),
+    ("n_params", 10**12, "the layers declare .* but n_params is"),
+    ("metrics", "accuracy", "metrics must be a list of metric names or null"),
+    ("metrics", ["r2"], "metrics: metrics must be names from"),
+    ("classes", {"0": "cat"}, "classes must be null or a non-empty list"),
+    ("classes", ["cat", 1, 2], "classes must be null or a non-empty list"),
+    ("classes", [], "classes must be null or a non-empty list"),
+    ("classes", [["a"], ["b"], ["c"]], "classes must be null or a non-empty list"),
+    ("rng_state", "PCG64", "rng_state must be an object"),
+    ("rng_state.bit_generator", "MT19937", "rng_state.bit_generator must be 'PCG64'"),
+    ("rng_state.state.state", -5, "rng_state is not a valid PCG64 state"),
+    ("rng_state.state.inc", "x", "rng_state is not a valid PCG64 state"),
+    ("rng_state.has_uint32", 7, "rng_state is not a valid PCG64 state"),
+    ("metadata", [1, 2], "metadata must be an object"),
+    ("scratchnn_version", 1, "scratchnn_version must be a string"),
+    ("format_version", 0, "format_version must be a positive integer"),
+    ("format_version", "1", "format_version must be a positive integer"),
+    ("format_version", FORMAT_VERSION + 1, "model format version 2, but scratchnn .* reads version 1"),
+    ("extra_field", 1, r"unknown field\(s\) \['extra_field'\]"),
+    ("metadata", _DELETE, r"missing field\(s\) \['metadata'\]"),
+    ("layers.0.class", _DELETE, r"layers\[0\] must be an object with the keys"),
+])
+def test_invalid_field(saved, tmp_path, field, value, message):
+    _, doc, arrays = saved
+    path = write_npz(tmp_path / "bad.npz", _set(doc, field, value), arrays)
+    with pytest.raises(ValueError, match=message):
+        load(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.update(params=a["params"][:-1]), r"'params' has shape \(146,\).*n_params = 147"),
+    (lambda a: a.update(params=np.append(a["params"], np.float32(0))), r"'params' has shape \(148,\)"),
+    (lambda a: a.update(params=a["params"].reshape(7, 21)), r"'params' has shape \(7, 21\)"),
+    (lambda a: a.update(params=a["params"].astype(np.float64)), "'params' has dtype float64"),
+    (lambda a: a.update(params=a["params"].view(np.int32)), "'params' has dtype int32"),
+    (lambda a: a.__setitem__("params", np.where(np.arange(147) == 7, np.nan, a["params"])
+                             .astype(np.float32)), "'params' contains NaN or infinity .*index 7"),
+    (lambda a: a["params"].__setitem__(3, np.inf), "'params' contains NaN or infinity"),
+    (lambda a: a.pop("params"), r"\['params'\] are missing"),
+    (lambda a: a.pop("optimizer/v"), r"\['optimizer/v'\] are missing"),
+    (lambda a: a.update({"optimizer/v": a["optimizer/v"][:10]}), "'optimizer/v' has shape"),
+    (lambda a: a["optimizer/m"].__setitem__(0, np.nan), "'optimizer/m' contains NaN"),
+    (lambda a: a.update(extra=np.zeros(2)), r"unexpected array\(s\) \['extra'\]"),
+])
+def test_invalid_array(saved, tmp_path, change, message):
+    _, doc, arrays = saved
+    arrays = {k: v.copy() for k, v in arrays.items()}
+    change(arrays)
+    path = write_npz(tmp_path / "bad.npz", doc, arrays)
+    with pytest.raises(ValueError, match=message):
+        load(path)
+
+
+@pytest.mark.parametrize("config, message", [
+    (None, "has no 'config' array"),
+    (np.frombuffer(b"\xff\xfe not utf-8", dtype=np.uint8), "not UTF-8"),
+    (np.frombuffer(b"{not json", dtype=np.uint8), "not valid JSON"),
+    (np.frombuffer(b"[1, 2]", dtype=np.uint8), "must be a JSON object"),
+    (np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8), "not valid JSON"),
+    (np.frombuffer(b'{"format": "keras"}', dtype=np.uint8), "'format' is 'keras'"),
+    (np.frombuffer(b'{"format": "scratchnn-model", "x": NaN}', dtype=np.uint8), "NaN is not a JSON number"),
+    (np.array([123], dtype=np.int64), "'config' array must be 1-D uint8"),
+    (np.zeros((2, 2), dtype=np.uint8), "'config' array must be 1-D uint8"),
+])
+def test_invalid_config_array(saved, tmp_path, config, message):
+    _, _, arrays = saved
+    path = tmp_path / "bad.npz"
+    extra = {} if config is None else {"config": config}
+    with open(path, "wb") as f:
+        np.savez(f, **arrays, **extra)
+    with pytest.raises(ValueError, match=message):
+        load(path)
+
+
+def test_no_pickle_in_the_sources():
+    """The only mention of pickle in the package is the guard on np.load."""
+    hits = [(path.name, line.strip()) for path in SRC.rglob("*.py")
+            for line in path.read_text(encoding="utf-8").splitlines() if "pickle" in line]
+    assert len(hits) == 1 and hits[0][0] == "io.py" and "allow_pickle=False" in hits[0][1]

@@ -3,22 +3,27 @@
 The public names; everything else is internal.
 """
 
-from .callbacks import Callback, History
+from . import datasets, preprocessing, schedules
+from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler,
+                        ModelCheckpoint, ReduceLROnPlateau)
 from .gradcheck import gradcheck, numerical_gradient
 from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU,
                      Sigmoid, Softmax, Tanh)
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
-from .model import Sequential
+from .io import load, save
+from .model import DivergenceError, Sequential
 from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential",
+    "Sequential", "DivergenceError", "save", "load",
     "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
     "Softmax", "Dropout", "Flatten",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
-    "Callback", "History",
+    "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
+    "LearningRateScheduler", "ReduceLROnPlateau",
+    "datasets", "preprocessing", "schedules",
     "gradcheck", "numerical_gradient",
 ]

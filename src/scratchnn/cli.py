@@ -107,7 +107,7 @@ def load_training_data(args: argparse.Namespace) -> Data:
     if name == "fashion-mnist":
         X_train, y_train, X_test, y_test = datasets.load_fashion_mnist(args.data_dir)
         return Data(name, X_train, y_train, X_test, y_test, "classification", 10,
-                    class_names=list(CLASS_NAMES))
+                    class_names=list(CLASS_NAMES), classes=list(CLASS_NAMES))
     if not name.lower().endswith(".csv") and not os.path.isfile(name):
         raise CLIError(f"DATASET must be one of xor, spirals, moons, fashion-mnist or a CSV file, got {name!r}")
     if not args.target:

@@ -391,3 +391,28 @@ def test_valid_edge_hyperparameters_are_accepted():
     assert snn.SGD(lr=1e-12, momentum=0.0).momentum == 0.0
     assert snn.RMSProp(rho=0.0).rho == 0.0
     assert snn.AdaGrad(initial_accumulator_value=0.0).initial_accumulator_value == 0.0
+
+
+# ------------------------------------------------------------ block-wise updates
+@pytest.mark.parametrize("make", [
+    lambda: snn.SGD(lr=0.1), lambda: snn.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: snn.Adam(lr=0.01, weight_decay=0.1), lambda: snn.AdamW(lr=0.01),
+    lambda: snn.RMSProp(lr=0.01, momentum=0.5, weight_decay=0.1),
+    lambda: snn.AdaGrad(lr=0.1, weight_decay=0.1),
+])
+def test_updating_in_blocks_gives_the_same_result_as_one_block(make):
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=1001)
+    grads = [rng.normal(size=1001) for _ in range(4)]
+    results = []
+    for block_bytes in (10**9, 8 * 64, 8 * 7):     # one block; blocks of 64; of 7 (ragged end)
+        optimizer = make()
+        optimizer.BLOCK_BYTES = block_bytes
+        params = start.copy()
+        for g in grads:
+            optimizer.step(params, g)
+        assert len(optimizer._blocks) == -(-1001 // max(1, block_bytes // 8))
+        results.append(params)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+    assert not np.allclose(results[0], start)

@@ -64,7 +64,7 @@ class Dense(Layer):
         x = self._saved()
         np.matmul(x.T, grad_out, out=self.dW)
         if self.use_bias:
-            np.sum(grad_out, axis=0, out=self.db)
+            np.add.reduce(grad_out, axis=0, out=self.db)
         if not self.needs_input_grad:
             return None
         return grad_out @ self.W.T

@@ -17,7 +17,18 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` for x < 0 are the same
     function, and neither exponentiates a large positive number.
     """
-    e = np.exp(-np.abs(x))
+    return sigmoid_from_exp(x, exp_minus_abs(x), out)
+
+
+def exp_minus_abs(x: np.ndarray) -> np.ndarray:
+    """``exp(-|x|)``, in (0, 1]: the one exponential that sigmoid and softplus need."""
+    e = np.abs(x)
+    np.negative(e, out=e)
+    return np.exp(e, out=e)
+
+
+def sigmoid_from_exp(x: np.ndarray, e: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``sigmoid(x)`` given ``e = exp(-|x|)`` (which a loss may have computed already)."""
     return np.divide(np.where(x >= 0, 1.0, e), 1.0 + e, out=out)
 
 

@@ -159,15 +159,16 @@ class BinaryCrossEntropy(Loss):
     classification = True
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
-        self._cache = (output, target)
+        e = F.exp_minus_abs(output)
+        self._cache = (output, target, e)
         # softplus(z) - t z, written so that a confident right answer keeps its
         # small loss (softplus(20) - 20 rounds to 0 in float32; log1p(exp(-20)) does not).
-        per_element = np.maximum(output, 0) - target * output + np.log1p(np.exp(-np.abs(output)))
+        per_element = np.maximum(output, 0) - target * output + np.log1p(e)
         return _mean(per_element)
 
     def backward(self) -> np.ndarray:
-        output, target = self._saved()
-        grad = F.sigmoid(output)
+        output, target, e = self._saved()
+        grad = F.sigmoid_from_exp(output, e)
         grad -= target
         grad *= output.dtype.type(1.0 / output.size)
         return grad

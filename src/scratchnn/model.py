@@ -238,17 +238,22 @@ class Sequential:
             return self.metrics
         return ["accuracy"] if self.loss.classification else ["mae", "r2"]
 
-    def compute_metrics(self, target: np.ndarray, output: np.ndarray) -> dict[str, float]:
-        """The model's metrics of raw ``output`` against a prepared ``target``."""
+    def _metric_truth(self, target: np.ndarray) -> np.ndarray:
+        """What metrics compare predictions with: class labels, or the targets themselves."""
+        return self.loss.true_labels(target) if self.loss.classification else target
+
+    def compute_metrics(self, target: np.ndarray, output: np.ndarray,
+                        truth: Optional[np.ndarray] = None) -> dict[str, float]:
+        """The model's metrics of raw ``output`` against a prepared ``target``
+        (``truth``: ``_metric_truth(target)``, when the caller has it already)."""
         names = self._metric_names()
         if not names:
             return {}
+        if truth is None:
+            truth = self._metric_truth(target)
+        predicted = self.loss.predicted_labels(output) if self.loss.classification else output
         available = self._available_metrics()
-        if self.loss.classification:
-            y_true, y_pred = self.loss.true_labels(target), self.loss.predicted_labels(output)
-        else:
-            y_true, y_pred = target, output
-        return {name: available[name](y_true, y_pred) for name in names}
+        return {name: available[name](truth, predicted) for name in names}
 
     # ------------------------------------------------------------------- checks
     def _check_X(self, X, argument: str = "X") -> np.ndarray:
@@ -382,6 +387,7 @@ class Sequential:
         self.stop_training = False
 
         epoch_output = np.empty((n, *self.output_shape), dtype=self.dtype)
+        truth = self._metric_truth(target)
         with _StopOnInterrupt() as interrupt:
             for callback in callback_list:
                 callback.on_train_begin({})
@@ -416,8 +422,8 @@ class Sequential:
                               f"{batch + 1}; the model keeps the weights of that step", file=sys.stderr)
                     break
                 self.check_parameter_views()
-                seen_target = target if order is None else target[order]
-                logs = {"loss": total_loss / n, **self.compute_metrics(seen_target, epoch_output)}
+                seen = truth if order is None else truth[order]
+                logs = {"loss": total_loss / n, **self.compute_metrics(None, epoch_output, seen)}
                 if validation is not None:
                     scores = self._evaluate_checked(*validation)
                     logs.update({f"val_{k}": v for k, v in scores.items()})

@@ -1,0 +1,188 @@
+"""The benchmark harness (benchmarks/) runs end to end on tiny settings and writes sane results.
+
+No timing is asserted: the machines that run the tests are shared and noisy. Only the shape
+of the results, their consistency (ratios are the per-round quotients, the FLOP count is the
+network's) and the correctness of what was timed (the XOR systems agree) are checked.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
+SYSTEMS = ["scratchnn", "numpy-tutorial"] + ["torch"] * HAS_TORCH + ["sklearn"] * HAS_SKLEARN
+SAMPLES = 1000
+# FLOPs of one sample in one epoch: forward and dW products of the 3 layers, dX of layers 2 and 3.
+FLOPS_PER_SAMPLE = 4 * (784 * 256 + 256 * 128 + 128 * 10) + 2 * (10 * 128 + 128 * 256)
+
+
+def real_data_available() -> bool:
+    from scratchnn.datasets import DatasetNotFoundError, load_fashion_mnist
+    try:
+        load_fashion_mnist(download=False)
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny run of benchmarks/run.py: (results.json as a dict, the output folder)."""
+    out = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, str(BENCH / "run.py"), "--rounds", "1", "--epochs", "2",
+               "--samples", str(SAMPLES), "--systems", *SYSTEMS, "--xor-epochs", "200",
+               "--process-runs", "1", "--process-samples", str(SAMPLES), "--matmul-repeats", "2",
+               "--out", str(out)]
+    if not real_data_available():
+        command.append("--synthetic")
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_results_have_every_part(run):
+    results, out = run
+    for key in ("command", "date", "machine", "settings", "systems", "mlp", "xor", "process",
+                "install", "harness_wall_s", "notes"):
+        assert key in results
+    assert results["systems"] == SYSTEMS
+    # every process imported the copy of scratchnn taken at the start, not the working tree
+    snapshot = results["scratchnn_snapshot"]
+    assert results["scratchnn_imported_from"]
+    assert all(path.startswith(snapshot) for path in results["scratchnn_imported_from"])
+    assert results["scratchnn_source"]["sha256"]
+    assert not Path(snapshot).exists()                    # removed at the end
+    machine = results["machine"]
+    assert machine["threads"] >= 1 and machine["cpu"] and machine["numpy"]
+    assert results["harness_wall_s"] > 0
+
+
+def test_mlp_figures_are_sane(run):
+    results, _ = run
+    (round_,) = results["mlp"]["rounds"]
+    summary = results["mlp"]["summary"]["systems"]
+    assert list(summary) == SYSTEMS
+    for name in SYSTEMS:
+        child = round_[name]
+        assert child["samples"] == SAMPLES and len(child["epoch_times"]) == 2
+        assert all(t > 0 for t in child["epoch_times"])
+        assert child["epoch_s"] == child["epoch_times"][1]        # the median of epochs 2..2
+        assert child["threads"] == results["machine"]["threads"]
+        memory = child["memory"]
+        assert 0 < memory["rss_after_setup_mib"] <= memory["peak_rss_mib"]
+        assert memory["train_increment_mib"] >= 0
+        s = summary[name]
+        assert 0 < s["epoch_s"]["min"] <= s["epoch_s"]["median"] <= s["epoch_s"]["max"]
+        assert 0 <= s["test_accuracy_mean"] <= 1
+        assert s["peak_rss_mib_median"] > 0 and s["matmul_share"] > 0
+        if HAS_TORCH:
+            ratio = child["epoch_s"] / round_["torch"]["epoch_s"]
+            assert s["ratio_to_torch_per_round"] == [pytest.approx(ratio)]
+            assert s["ratio_to_torch"]["median"] == pytest.approx(ratio)
+            assert s["peak_rss_ratio_to_torch"] == pytest.approx(
+                s["peak_rss_mib_median"] / summary["torch"]["peak_rss_mib_median"])
+        else:
+            assert "ratio_to_torch" not in s
+    if HAS_TORCH:
+        assert summary["torch"]["ratio_to_torch"]["median"] == 1
+        assert round_["torch"]["versions"]["torch_num_threads"] == results["machine"]["threads"]
+    if HAS_SKLEARN:
+        assert summary["sklearn"]["sklearn_details"]["coefs_dtype"] == "float32"
+
+
+def test_matmul_limit_counts_the_networks_products(run):
+    results, _ = run
+    limit = results["mlp"]["summary"]["matmul_limit"]
+    assert limit["batches"] == 8 and limit["last_batch"] == SAMPLES - 7 * 128
+    assert limit["gflop_per_epoch"] == pytest.approx(SAMPLES * FLOPS_PER_SAMPLE / 1e9)
+    assert limit["seconds_per_epoch"] > 0 and limit["gflops"] > 0
+    assert len(limit["per_op"]) == 8
+
+
+def test_xor_systems_agree(run):
+    results, _ = run
+    summary = results["xor"]["summary"]
+    assert set(summary) == {"scratchnn", "numpy"} | ({"torch"} if HAS_TORCH else set())
+    for name, s in summary.items():
+        assert s["seconds"]["min"] > 0
+        assert all(0 < p < 1 for p in s["probabilities"])
+        # the same starting weights and the same float32 arithmetic: the same network
+        assert s["max_abs_probability_difference_to_numpy"] < 1e-4, name
+        if HAS_TORCH:
+            (round_,) = results["xor"]["rounds"]
+            assert s["ratio_to_torch"]["median"] == pytest.approx(
+                round_[name]["seconds"] / round_["torch"]["seconds"])
+
+
+def test_process_time_and_install_size(run):
+    results, _ = run
+    assert set(results["process"]) == {"baseline", *SYSTEMS}
+    assert all(p["median_s"] > 0 and len(p["runs"]) == 1 for p in results["process"].values())
+    install = results["install"]
+    assert set(install) == set(SYSTEMS)
+    assert {"scratchnn", "numpy"} <= set(install["scratchnn"]["distributions"])
+    assert install["scratchnn"]["bytes"] > install["numpy-tutorial"]["bytes"] > 0
+    if HAS_SKLEARN:
+        assert {"scikit-learn", "numpy", "scipy"} <= set(install["sklearn"]["distributions"])
+
+
+def test_markdown_and_chart(run):
+    results, out = run
+    text = (out / "results.md").read_text()
+    assert "| system | s/epoch (median) | s/epoch (min) | × torch (median) |" in text
+    assert results["command"] in text
+    for name in SYSTEMS:
+        assert f"| {name} |" in text
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "mlp_epoch_times.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
+def test_sklearn_model_reshuffles_every_epoch_and_keeps_adam(monkeypatch):
+    """The benchmark's MLPClassifier sees a new sample order every epoch and one Adam
+    optimizer throughout; an integer random_state would repeat the first order."""
+    import numpy as np
+    from sklearn.neural_network import _multilayer_perceptron as mlp
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_mlp
+    finally:
+        sys.path.remove(str(BENCH))
+    orders = []
+    original = mlp.shuffle
+
+    def recording_shuffle(*arrays, **kwargs):
+        shuffled = original(*arrays, **kwargs)
+        orders.append(np.array(shuffled, copy=True))
+        return shuffled
+
+    monkeypatch.setattr(mlp, "shuffle", recording_shuffle)
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 300)
+
+    model = bench_mlp.make_sklearn_classifier(seed=0)
+    model.partial_fit(X, y, classes=np.arange(10))
+    optimizer = model._optimizer
+    model.partial_fit(X, y)
+    model.partial_fit(X, y)
+    assert model._optimizer is optimizer and optimizer.t == 3 * 3     # 3 batches per epoch
+    assert len(orders) == 3
+    assert not np.array_equal(orders[1], orders[2]) and not np.array_equal(orders[0], orders[1])
+    assert model.coefs_[0].dtype == np.float32
+
+    # Why the harness passes an instance: an integer re-seeds at every call, and every epoch
+    # after the first (whose draws start with the initial weights) repeats the same order.
+    orders.clear()
+    model = bench_mlp.make_sklearn_classifier(seed=0).set_params(random_state=0)
+    for _ in range(3):
+        model.partial_fit(X, y, classes=np.arange(10))
+    assert np.array_equal(orders[1], orders[2])

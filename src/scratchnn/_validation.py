@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -29,8 +30,12 @@ def as_float_array(X, argument: str, dtype: np.dtype, min_ndim: int = 2) -> np.n
                          f"{array.shape}; reshape a single feature with X.reshape(-1, 1)")
     with np.errstate(over="ignore", invalid="ignore"):
         array = array.astype(dtype, copy=False)
-    finite = np.isfinite(array)
-    if not finite.all():
+    # A float64 sum is NaN or infinite exactly when some value is (a float32 array
+    # cannot overflow it), and it needs no (N, features) boolean array; only when it
+    # is not finite do we look for the culprit (a float64 sum can overflow by itself).
+    total = np.add.reduce(array, axis=None, dtype=np.float64)
+    finite = None if math.isfinite(total) else np.isfinite(array)
+    if finite is not None and not finite.all():
         row = int(np.argwhere(~finite)[0][0])
         raise ValueError(f"{argument} contains NaN or infinity (first at sample {row}); "
                          f"values must be finite {np.dtype(dtype).name} numbers")

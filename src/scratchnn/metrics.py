@@ -13,7 +13,7 @@ import numpy as np
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Fraction of labels predicted exactly: ``mean(y_pred == y_true)``."""
-    return np.count_nonzero(y_true == y_pred) / y_true.size
+    return float(np.count_nonzero(y_true == y_pred)) / y_true.size
 
 
 def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

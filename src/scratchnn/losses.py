@@ -210,31 +210,34 @@ class CrossEntropy(Loss):
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         n = output.shape[0]
-        shifted = F._minus_max(output, np.max(output, axis=1, keepdims=True))
+        rows = np.arange(n)
+        # The row maximum, picked at its argmax: for rows of a few logits this is
+        # several times faster than a max-reduction along the row.
+        row_max = output[rows, np.argmax(output, axis=1)]
+        shifted = F._minus_max(output, row_max[:, None])
         exp = np.exp(shifted)
-        sum_exp = np.sum(exp, axis=1, keepdims=True)
+        sum_exp = np.add.reduce(exp, axis=1, keepdims=True)
         p = np.divide(exp, sum_exp, out=exp)
         log_sum = np.log(sum_exp)
         if target.ndim == 1:
             # -log p[n, y_n] = log(sum exp) - shifted[n, y_n]
-            picked = shifted[np.arange(n), target]
-            loss = float(np.sum(log_sum[:, 0] - picked, dtype=np.float64)) / n
+            loss = (float(np.add.reduce(log_sum, axis=None, dtype=np.float64))
+                    - float(np.add.reduce(shifted[rows, target], dtype=np.float64))) / n
         else:
             log_p = shifted - log_sum
-            loss = -float(np.sum(target * log_p, dtype=np.float64)) / n
-        self._cache = (p, target)
+            loss = -float(np.add.reduce(target * log_p, axis=None, dtype=np.float64)) / n
+        self._cache = (p, target, rows)
         return loss
 
     def backward(self) -> np.ndarray:
-        p, target = self._saved()
-        n = p.shape[0]
+        p, target, rows = self._saved()
         grad = p.copy()
         if target.ndim == 1:
-            grad[np.arange(n), target] -= 1
+            grad[rows, target] -= 1
         else:
-            grad *= np.sum(target, axis=1, keepdims=True)
+            grad *= np.add.reduce(target, axis=1, keepdims=True)
             grad -= target
-        grad *= grad.dtype.type(1.0 / n)
+        grad *= grad.dtype.type(1.0 / len(p))
         return grad
 
     def prepare_target(self, y, n_outputs: int, dtype: np.dtype, argument: str = "y") -> np.ndarray:

@@ -100,36 +100,51 @@ def read_idx(path: PathLike) -> np.ndarray:
             unknown magic number, or a payload whose length is not exactly the header's shape.
     """
     path = Path(path)
-    compressed = path.read_bytes()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
-        data = gzip.decompress(compressed)
+        # Decompress straight into the final array: no copy of the whole payload
+        # as bytes, which would double the peak memory of loading (47 MB for the images).
+        with gzip.open(path, "rb") as stream:
+            return _read_idx_stream(path, stream)
     except (OSError, EOFError, zlib.error) as error:   # BadGzipFile is an OSError
         raise ValueError(f"{path}: not a valid gzip-compressed IDX file (truncated or corrupt "
                          f"download?): {error}") from None
-    if len(data) < 4:
-        raise ValueError(f"{path}: {len(data)} bytes after decompression, too short for the "
+
+
+def _read_idx_stream(path: Path, stream) -> np.ndarray:
+    magic_bytes = stream.read(4)
+    if len(magic_bytes) < 4:
+        raise ValueError(f"{path}: {len(magic_bytes)} bytes after decompression, too short for the "
                          "4-byte IDX magic number")
-    magic = int.from_bytes(data[:4], "big")
-    zero, type_code, ndim = data[0:2], data[2], data[3]
+    magic = int.from_bytes(magic_bytes, "big")
+    zero, type_code, ndim = magic_bytes[0:2], magic_bytes[2], magic_bytes[3]
     if zero != b"\x00\x00" or type_code not in _IDX_DTYPES or ndim == 0:
         raise ValueError(f"{path}: bad IDX magic number 0x{magic:08X}; expected 0x0000TTDD with "
                          f"type TT in {{{', '.join(f'{t:02X}' for t in _IDX_DTYPES)}}} and "
                          "DD >= 1 dimensions (images: 0x00000803, labels: 0x00000801)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-                         f"the file has {len(data)}")
-    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+                         f"the file has {4 + len(dims)}")
+    shape = tuple(int(s) for s in np.frombuffer(dims, dtype=">u4"))
     dtype = np.dtype(_IDX_DTYPES[type_code])
     expected = math.prod(shape) * dtype.itemsize
-    payload = len(data) - header
-    if payload != expected:
+    array = np.empty(shape, dtype=dtype)
+    buffer = memoryview(array).cast("B")
+    payload = 0
+    while payload < expected:
+        count = stream.readinto(buffer[payload:])
+        if not count:
+            break
+        payload += count
+    if payload < expected or stream.read(1):
         problem = "truncated" if payload < expected else "has trailing bytes"
+        held = payload if payload < expected else f"more than {expected}"
         raise ValueError(f"{path}: IDX payload {problem}: the header declares shape {shape} "
                          f"({expected} bytes of {dtype.newbyteorder('=').name}), the file holds "
-                         f"{payload} bytes")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))   # a native-order, writable copy
+                         f"{held} bytes")
+    return array.astype(dtype.newbyteorder("="), copy=False)   # native byte order
 
 
 def load_fashion_mnist(path: Optional[PathLike] = None, *, flatten: bool = True,

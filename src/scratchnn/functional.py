@@ -29,7 +29,8 @@ def exp_minus_abs(x: np.ndarray) -> np.ndarray:
 
 def sigmoid_from_exp(x: np.ndarray, e: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``sigmoid(x)`` given ``e = exp(-|x|)`` (which a loss may have computed already)."""
-    return np.divide(np.where(x >= 0, 1.0, e), 1.0 + e, out=out)
+    numerator = np.maximum(e, x >= 0)    # 1 where x >= 0 (True counts as 1), e elsewhere
+    return np.divide(numerator, e + 1, out=numerator if out is None else out)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

@@ -87,15 +87,16 @@ class Optimizer:
 
     def _blocks_for(self, params: np.ndarray, grads: np.ndarray) -> list:
         """Matching slices ``(p, g, {name: state slice}, (tmp, tmp2))``, made once per set of vectors."""
-        vectors = (params, grads, *self.state.values())
-        if len(vectors) != len(self._blocks_of) or any(a is not b for a, b in zip(vectors, self._blocks_of)):
+        made_for = self._blocks_of
+        if not made_for or params is not made_for[0] or grads is not made_for[1] \
+                or self.state is not made_for[2]:
             scratch = np.empty((2, params.size), dtype=params.dtype)
             size = max(1, self.BLOCK_BYTES // params.itemsize)
             self._blocks = [(params[i:i + size], grads[i:i + size],
                              {k: v[i:i + size] for k, v in self.state.items()},
                              (scratch[0, i:i + size], scratch[1, i:i + size]))
                             for i in range(0, params.size, size)]
-            self._blocks_of = vectors
+            self._blocks_of = (params, grads, self.state)
         return self._blocks
 
     def _state_size(self) -> int:

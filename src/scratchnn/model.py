@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import operator
 import signal
 import sys
 import threading
@@ -99,6 +100,7 @@ class Sequential:
         self.history: Optional[History] = None
         self.stop_training = False
         self._views: list[tuple[Layer, str, np.ndarray, np.ndarray]] = []
+        self._view_checks: tuple = ((), (), ())
         for layer in layers:
             self.add(layer)
 
@@ -160,11 +162,18 @@ class Sequential:
                 setattr(layer, "d" + p.name, grad)
                 self._views.append((layer, p.name, param, grad))
                 offset += p.size
+        checks = [(layer, attr, view) for layer, name, param, grad in self._views
+                  for attr, view in ((name, param), ("d" + name, grad))]
+        self._view_checks = tuple(zip(*checks)) if checks else ((), (), ())
 
     def check_parameter_views(self) -> None:
         """Raise if a layer replaced one of its parameter or gradient arrays
         (``self.W = ...``) instead of writing into it (``self.W[...] = ...``):
         a replaced array is no longer trained, saved or checked."""
+        # The common case, all in place, in one pass of C-level iteration.
+        layers, attrs, views = self._view_checks
+        if all(map(operator.is_, map(getattr, layers, attrs), views)):
+            return
         for layer, name, param, grad in self._views:
             for attr, view, vector in ((name, param, "parameter"), ("d" + name, grad, "gradient")):
                 if getattr(layer, attr, None) is not view:

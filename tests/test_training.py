@@ -257,3 +257,29 @@ def test_ctrl_c_stops_after_the_current_batch_and_the_model_stays_usable(capsys)
     assert np.all(np.isfinite(model.predict_proba(X)))
     more = model.fit(X, y, epochs=1)                      # and can go on training
     assert not more.interrupted and model.optimizer.iterations == 10
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_model_checkpoint_best_only_keeps_the_best_epoch(tmp_path):
+    X, y, Xv, yv = noisy_regression()
+    model = snn.Sequential([snn.Dense(64), snn.Tanh(), snn.Dense(1)], seed=0)
+    path = tmp_path / "best.npz"
+    checkpoint = snn.ModelCheckpoint(str(path), save_best_only=True)
+    history = model.fit(X, y, loss="mse", optimizer=snn.Adam(lr=0.05), epochs=30, batch_size=None,
+                        validation_data=(Xv, yv), callbacks=[checkpoint])
+    val = history.history["val_loss"]
+    improvements = sum(v < min(val[:i], default=math.inf) for i, v in enumerate(val))
+    assert len(checkpoint.saved) == improvements < 30
+    best = snn.load(str(path))
+    assert best.evaluate(Xv, yv)["loss"] == pytest.approx(min(val), rel=1e-5)
+
+
+def test_model_checkpoint_every_epoch_formats_the_path(tmp_path):
+    X, y = blobs(n=30)
+    checkpoint = snn.ModelCheckpoint(str(tmp_path / "m-{epoch:02d}-{loss:.2f}.npz"), monitor="loss")
+    mlp().fit(X, y, loss="cross_entropy", epochs=3, callbacks=[checkpoint])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 3 and names[0].startswith("m-01-") and names[2].startswith("m-03-")
+    with pytest.raises(ValueError, match="could not be formatted"):
+        mlp().fit(X, y, loss="cross_entropy", epochs=1,
+                  callbacks=[snn.ModelCheckpoint(str(tmp_path / "{nope}.npz"))])

@@ -55,3 +55,15 @@ def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: s
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} samples but {x_name} has {len(X)}; "
                          "they must have the same length")
+
+
+def make_rng(seed) -> np.random.Generator:
+    """``seed``: None (fresh entropy), a non-negative int, or a ``np.random.Generator`` (used
+    as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None, "
+                         f"got {seed!r}")
+    return np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ._validation import as_float_array, check_positive_int, check_same_length
-from .datasets.generated import _make_rng
+from ._validation import make_rng
 
 _VARIANCE_CHUNK = 8192   # rows per block when summing squared deviations
 
@@ -307,7 +307,7 @@ def train_test_split(X, y, *, test_size=0.2, stratify: bool = False, seed=None):
     n_test = _test_count(test_size, n)
     if not isinstance(stratify, (bool, np.bool_)):
         raise TypeError(f"stratify must be True or False, got {stratify!r}")
-    rng = _make_rng(seed)
+    rng = make_rng(seed)
     if stratify:
         test = _stratified_test_mask(_as_labels(y, "y"), n_test, rng)
         train_index = rng.permutation(np.flatnonzero(~test))

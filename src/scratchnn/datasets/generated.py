@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, make_rng
 
 
 def xor() -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
         raise ValueError(f"n_samples must be at least n_classes={n_classes} (one point per "
                          f"class), got {n_samples}")
     noise = _check_noise(noise)
-    rng = _make_rng(seed)
+    rng = make_rng(seed)
 
     sizes = np.full(n_classes, n_samples // n_classes)
     sizes[: n_samples % n_classes] += 1
@@ -74,7 +74,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed=None) -> tuple[np.ndarr
     if n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 (one point per moon), got {n_samples}")
     noise = _check_noise(noise)
-    rng = _make_rng(seed)
+    rng = make_rng(seed)
 
     n_outer = n_samples // 2
     n_inner = n_samples - n_outer
@@ -95,15 +95,3 @@ def _check_noise(noise) -> float:
             or not np.isfinite(noise) or noise < 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     return float(noise)
-
-
-def _make_rng(seed) -> np.random.Generator:
-    """``seed``: None (fresh entropy), a non-negative int, or a ``np.random.Generator`` (used
-    as is)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None, "
-                         f"got {seed!r}")
-    return np.random.default_rng(seed)

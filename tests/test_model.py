@@ -298,3 +298,18 @@ def test_backward_before_forward_is_a_clear_error():
     layer = snn.Sigmoid()
     with pytest.raises(RuntimeError, match="backward\\(\\) was called before forward\\(\\)"):
         layer.backward(np.ones((1, 1)))
+
+
+def test_inputs_that_overflow_inside_the_network_get_an_error_not_a_warning():
+    X, y = blobs()
+    model = snn.Sequential([snn.Dense(8), snn.ReLU(), snn.Dense(3)], seed=0)
+    model.fit(X, y, loss="cross_entropy", epochs=1)
+    model.layers[0].W[...] = 10.0
+    X = X.copy()
+    X[3] = 1e38                                  # finite in float32; x @ W is not
+    with pytest.raises(ValueError, match=r"output for sample 3 of X is NaN or infinite"):
+        model.predict(X)
+    # a saturating network gives finite outputs for the same inputs, without a warning
+    model = small_model()
+    model.fit(blobs()[0], y, loss="cross_entropy", epochs=1)
+    assert np.all(np.isfinite(model.predict_proba(X)))

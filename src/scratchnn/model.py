@@ -493,10 +493,20 @@ class Sequential:
     def _output(self, X: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs of checked inputs, computed in batches (training=False)."""
         batch_size = batch_size or 8192
-        if len(X) <= batch_size:
-            return np.array(self.forward(X, training=False), copy=True)
-        return np.concatenate([self.forward(X[i:i + batch_size], training=False)
-                               for i in range(0, len(X), batch_size)])
+        # Finite inputs can still overflow the dtype inside the network (huge values
+        # times large weights); say so instead of letting NumPy warn about a matmul.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if len(X) <= batch_size:
+                output = np.array(self.forward(X, training=False), copy=True)
+            else:
+                output = np.concatenate([self.forward(X[i:i + batch_size], training=False)
+                                         for i in range(0, len(X), batch_size)])
+        if not np.all(np.isfinite(output)):
+            row = int(np.argwhere(~np.isfinite(output))[0][0])
+            raise ValueError(f"the model's output for sample {row} of X is NaN or infinite: the "
+                             f"inputs are too large for {self.dtype.name} with these weights "
+                             "(scale the inputs, or use dtype='float64')")
+        return output
 
     def _evaluate_checked(self, X: np.ndarray, target: np.ndarray,
                           batch_size: Optional[int] = None) -> dict[str, float]:

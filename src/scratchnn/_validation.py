@@ -67,3 +67,18 @@ def make_rng(seed) -> np.random.Generator:
         raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None, "
                          f"got {seed!r}")
     return np.random.default_rng(seed)
+
+
+def check_number(argument: str, value, low: float = -math.inf, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float if it is a finite real number in the interval from
+    ``low`` to ``high`` (ends excluded when ``*_open``); else an error naming
+    ``argument`` and the interval, such as ``lr must be a number in (0, inf), got 0``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        left = "(" if low_open or low == -math.inf else "["
+        right = ")" if high_open or high == math.inf else "]"
+        raise ValueError(f"{argument} must be a number in {left}{low:g}, {high:g}{right}, got {value!r}")
+    return float(value)

@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
+from ._validation import check_number
+
 
 class Callback:
     """Base class; every hook does nothing."""
@@ -159,8 +161,7 @@ class _Monitor:
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        min_delta = check_number("min_delta", min_delta, 0.0)
         if mode == "auto":
             mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
@@ -291,12 +292,9 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
                  mode: str = "auto") -> None:
-        if not (isinstance(factor, (int, float)) and 0 < factor < 1):
-            raise ValueError(f"factor must be a number in (0, 1), got {factor!r}")
-        if not (isinstance(min_lr, (int, float)) and min_lr >= 0):
-            raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
+        self.factor = check_number("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
+        self.min_lr = check_number("min_lr", min_lr, 0.0)
         self._monitor = _Monitor(monitor, mode, min_delta)
-        self.factor, self.min_lr = float(factor), float(min_lr)
         self.patience, self.cooldown = _check_patience(patience), _check_patience(cooldown)
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:

@@ -11,12 +11,12 @@ softmax + cross-entropy the gradient is ``(p - y) / n``.
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Union
 
 import numpy as np
 
 from . import functional as F
+from ._validation import check_number
 
 
 class Loss:
@@ -124,9 +124,7 @@ class Huber(Loss):
     """
 
     def __init__(self, delta: float = 1.0) -> None:
-        if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
-            raise ValueError(f"delta must be a finite number > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_number("delta", delta, 0.0, low_open=True)
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         r = output - target

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from ._validation import as_float_array, check_positive_int, check_same_length
+from ._validation import as_float_array, check_number, check_positive_int, check_same_length
 from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .layers.base import Layer
 from .losses import Loss, get_loss
@@ -478,8 +478,7 @@ class Sequential:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             X_val, t_val = self._check_Xy(*validation_data, "validation_data[0]", "validation_data[1]")
             return X, target, (X_val, t_val)
-        if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        validation_split = check_number("validation_split", validation_split, 0.0, 1.0, high_open=True)
         if validation_split == 0:
             return X, target, None
         n_val = int(round(len(X) * validation_split))

@@ -17,18 +17,7 @@ from typing import Union
 
 import numpy as np
 
-
-def _check(name: str, value, low: float, high: float = math.inf, *, low_open: bool = False,
-           high_open: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open or high == math.inf else "]"
-        raise ValueError(f"{name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
-    return float(value)
+from ._validation import check_number
 
 
 class Optimizer:
@@ -49,8 +38,8 @@ class Optimizer:
     FLUSH_EVERY = 100
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
-        self.lr = _check("lr", lr, 0.0, low_open=True)
-        self.weight_decay = _check("weight_decay", weight_decay, 0.0)
+        self.lr = check_number("lr", lr, 0.0, low_open=True)
+        self.weight_decay = check_number("weight_decay", weight_decay, 0.0)
         self.iterations = 0
         self.state: dict[str, np.ndarray] = {}
         self._blocks: list = []
@@ -153,7 +142,7 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
@@ -192,8 +181,8 @@ class AdaGrad(Optimizer):
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.eps = _check("eps", eps, 0.0, low_open=True)
-        self.initial_accumulator_value = _check("initial_accumulator_value",
+        self.eps = check_number("eps", eps, 0.0, low_open=True)
+        self.initial_accumulator_value = check_number("initial_accumulator_value",
                                                 initial_accumulator_value, 0.0)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,9 +218,9 @@ class RMSProp(Optimizer):
     def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.rho = _check("rho", rho, 0.0, 1.0, high_open=True)
-        self.eps = _check("eps", eps, 0.0, low_open=True)
-        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.rho = check_number("rho", rho, 0.0, 1.0, high_open=True)
+        self.eps = check_number("eps", eps, 0.0, low_open=True)
+        self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
         state = {"mean_sq": np.zeros_like(params)}
@@ -287,9 +276,9 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        self.beta1 = _check("beta1", beta1, 0.0, 1.0, high_open=True)
-        self.beta2 = _check("beta2", beta2, 0.0, 1.0, high_open=True)
-        self.eps = _check("eps", eps, 0.0, low_open=True)
+        self.beta1 = check_number("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = check_number("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.eps = check_number("eps", eps, 0.0, low_open=True)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
         return {"m": np.zeros_like(params), "v": np.zeros_like(params)}

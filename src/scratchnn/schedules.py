@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import math
 
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+from ._validation import check_number
 
 
 class StepDecay:
@@ -22,11 +18,11 @@ class StepDecay:
     every ``step_size`` epochs."""
 
     def __init__(self, initial_lr: float, step_size: int, gamma: float = 0.1) -> None:
-        self.initial_lr = _positive("initial_lr", initial_lr)
+        self.initial_lr = check_number("initial_lr", initial_lr, 0.0, low_open=True)
         if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
         self.step_size = step_size
-        self.gamma = _positive("gamma", gamma)
+        self.gamma = check_number("gamma", gamma, 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
         return self.initial_lr * self.gamma ** (epoch // self.step_size)
@@ -36,8 +32,8 @@ class ExponentialDecay:
     """``lr = initial_lr * gamma ** epoch``."""
 
     def __init__(self, initial_lr: float, gamma: float) -> None:
-        self.initial_lr = _positive("initial_lr", initial_lr)
-        self.gamma = _positive("gamma", gamma)
+        self.initial_lr = check_number("initial_lr", initial_lr, 0.0, low_open=True)
+        self.gamma = check_number("gamma", gamma, 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
         return self.initial_lr * self.gamma ** epoch
@@ -50,13 +46,11 @@ class CosineDecay:
     """
 
     def __init__(self, initial_lr: float, total_epochs: int, min_lr: float = 0.0) -> None:
-        self.initial_lr = _positive("initial_lr", initial_lr)
+        self.initial_lr = check_number("initial_lr", initial_lr, 0.0, low_open=True)
         if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
             raise ValueError(f"total_epochs must be a positive integer, got {total_epochs!r}")
         self.total_epochs = total_epochs
-        if not (isinstance(min_lr, (int, float)) and 0 <= min_lr <= initial_lr):
-            raise ValueError(f"min_lr must be a number in [0, initial_lr], got {min_lr!r}")
-        self.min_lr = float(min_lr)
+        self.min_lr = check_number("min_lr", min_lr, 0.0, self.initial_lr)
 
     def __call__(self, epoch: int) -> float:
         progress = min(epoch, self.total_epochs) / self.total_epochs

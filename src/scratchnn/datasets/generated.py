@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from .._validation import check_positive_int, make_rng
+from .._validation import check_number, check_positive_int, make_rng
 
 
 def xor() -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +90,4 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed=None) -> tuple[np.ndarr
 
 
 def _check_noise(noise) -> float:
-    if (isinstance(noise, bool) or not isinstance(noise, numbers.Real)
-            or not np.isfinite(noise) or noise < 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    return float(noise)
+    return check_number("noise", noise, 0.0)

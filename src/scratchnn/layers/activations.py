@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from .. import functional as F
+from .._validation import check_number
 from .base import Layer
 
 
@@ -79,9 +80,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.01, name: Optional[str] = None) -> None:
         super().__init__(name)
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_number("alpha", alpha, 0.0)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         positive = x > 0
@@ -109,9 +108,7 @@ class ELU(Layer):
 
     def __init__(self, alpha: float = 1.0, name: Optional[str] = None) -> None:
         super().__init__(name)
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_number("alpha", alpha, 0.0, low_open=True)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         positive = x > 0

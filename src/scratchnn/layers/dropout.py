@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 
+from .._validation import check_number
 from .base import Layer
 
 
@@ -25,9 +25,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5, name: Optional[str] = None) -> None:
         super().__init__(name)
-        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 <= rate < 1):
-            raise ValueError(f"rate must be a number in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = check_number("rate", rate, 0.0, 1.0, high_open=True)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0:

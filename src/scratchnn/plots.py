@@ -18,6 +18,8 @@ it with ``matplotlib.pyplot.close(fig)`` when done::
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import sys
 from collections.abc import Mapping
@@ -59,6 +61,16 @@ def _pyplot():
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+@contextlib.contextmanager
+def _closed_on_error(fig):
+    """Close ``fig`` if drawing it fails, so that a failed plot leaves no open figure."""
+    try:
+        yield fig
+    except BaseException:
+        _pyplot().close(fig)
+        raise
 
 
 def _check_path(path) -> Path:
@@ -189,7 +201,7 @@ def history_figure(history, *, title: Optional[str] = None):
     n_rows = -(-len(panels) // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.4 * n_cols, 3.4 * n_rows),
                              squeeze=False, layout="constrained")
-    try:
+    with _closed_on_error(fig):
         for ax in axes.flat[len(panels):]:
             fig.delaxes(ax)
         for ax, (name, keys) in zip(axes.flat, panels):
@@ -220,9 +232,6 @@ def history_figure(history, *, title: Optional[str] = None):
                 ax.legend(fontsize="small")
         if title is not None:
             fig.suptitle(title)
-    except BaseException:
-        plt.close(fig)
-        raise
     return fig
 
 
@@ -316,7 +325,7 @@ def confusion_matrix_figure(y_true, y_pred, *, class_names: Optional[Sequence] =
     from matplotlib.ticker import MaxNLocator
     side = float(np.clip(2.6 + 0.45 * k, 4.4, 14.0))
     fig, ax = plt.subplots(figsize=(side + 1.3, side), layout="constrained")
-    try:
+    with _closed_on_error(fig):
         image = ax.imshow(values, cmap="Blues", vmin=0,
                           vmax=1.0 if normalize else max(int(counts.max()), 1))
         bar = fig.colorbar(image, ax=ax, shrink=0.8,
@@ -343,9 +352,6 @@ def confusion_matrix_figure(y_true, y_pred, *, class_names: Optional[Sequence] =
         accuracy = np.trace(counts) / n
         ax.set_title(title if title is not None else
                      f"confusion matrix (accuracy {accuracy:.1%}, n = {n})")
-    except BaseException:
-        plt.close(fig)
-        raise
     return fig
 
 
@@ -428,7 +434,7 @@ def decision_boundary_figure(model, X, y, *, resolution: int = 200, title: Optio
     from matplotlib.lines import Line2D
     k = len(names)
     fig, ax = plt.subplots(figsize=(7.2 if binary else 6.8, 5.4), layout="constrained")
-    try:
+    with _closed_on_error(fig):
         if binary:
             cmap = colormaps["RdBu_r"]
             colors = [cmap(0.08), cmap(0.92)]
@@ -461,9 +467,6 @@ def decision_boundary_figure(model, X, y, *, resolution: int = 200, title: Optio
         ax.set_ylabel("x[:, 1]")
         ax.set_title(title if title is not None else
                      f"decision boundary (accuracy {accuracy:.1%} on these {len(X)} points)")
-    except BaseException:
-        plt.close(fig)
-        raise
     return fig
 
 

@@ -16,7 +16,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import functional as F
-from ._validation import check_number
+from ._validation import as_float_array, check_number
 
 
 class Loss:
@@ -51,7 +51,7 @@ class Loss:
             raise ValueError(f"{argument} must have shape (n_samples, {n_outputs})"
                              f"{' or (n_samples,)' if n_outputs == 1 else ''} to match the "
                              f"model's {n_outputs} output(s), got shape {y.shape}")
-        return _finite_cast(y, dtype, argument)
+        return as_float_array(y, argument, dtype, min_ndim=1)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -73,14 +73,6 @@ def _mean(values: np.ndarray) -> float:
     """The mean of all elements, accumulated in float64 (``np.add.reduce`` skips
     the Python-level wrappers of ``np.mean``, which cost more than the sum here)."""
     return float(np.add.reduce(values.ravel(), dtype=np.float64)) / values.size
-
-
-def _finite_cast(y: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        cast = y.astype(dtype)
-    if not np.all(np.isfinite(cast)):
-        raise ValueError(f"{argument} contains NaN or infinity (or values beyond the range of {np.dtype(dtype).name})")
-    return cast
 
 
 # ---------------------------------------------------------------------- regression
@@ -256,7 +248,7 @@ class CrossEntropy(Loss):
         if y.ndim != 2 or y.shape[1] != n_outputs:
             raise ValueError(f"{argument} must be integer labels (n_samples,) or one-hot/probability "
                              f"rows (n_samples, {n_outputs}), got shape {y.shape}")
-        t = _finite_cast(y, dtype, argument)
+        t = as_float_array(y, argument, dtype, min_ndim=1)
         if np.any(t < 0):
             raise ValueError(f"{argument} probabilities must be >= 0")
         return t

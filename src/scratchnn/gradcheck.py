@@ -14,7 +14,6 @@ Example, for a layer of your own::
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -91,10 +90,7 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
     elif not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential or a Layer, got {type(model).__name__}")
     else:
-        if not model.built:
-            model = copy.deepcopy(model)   # build a copy: the original stays as it is
-            model._check_X(X)
-        model = model.astype("float64")
+        model = model.astype("float64")   # a copy: the original stays as it is, built or not
     x = model._check_X(X).copy()
     model.layers[0].needs_input_grad = True
 

@@ -137,19 +137,19 @@ class ProgressBar(Callback):
         arrow = ">" if filled < self.width else ""
         return "[" + "=" * filled + arrow + "." * (self.width - filled - len(arrow)) + "]"
 
-    def _draw(self, done: int, text: str) -> None:
+    def _line(self, done: int, text: str) -> str:
         digits = len(str(self.n_batches))
-        line = f"epoch {self._epoch + 1}/{self.epochs} {done:>{digits}}/{self.n_batches} {self._bar(done)} {text}"
+        return f"epoch {self._epoch + 1}/{self.epochs} {done:>{digits}}/{self.n_batches} {self._bar(done)} {text}"
+
+    def _draw(self, done: int, text: str) -> None:
+        line = self._line(done, text)
         columns = shutil.get_terminal_size((120, 20)).columns
         self._out.write("\r" + line[:columns - 1].ljust(columns - 1))
         self._out.flush()
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         elapsed = time.perf_counter() - self._start
-        text = f"{_format_seconds(elapsed)}  {_format_logs(logs or {})}"
-        digits = len(str(self.n_batches))
-        line = (f"epoch {epoch + 1}/{self.epochs} {self.n_batches:>{digits}}/{self.n_batches} "
-                f"{self._bar(self.n_batches)} {text}")
+        line = self._line(self.n_batches, f"{_format_seconds(elapsed)}  {_format_logs(logs or {})}")
         self._out.write(("\r" if self._live else "") + line + "\n")
         self._out.flush()
 

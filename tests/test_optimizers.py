@@ -290,6 +290,25 @@ def test_grads_are_not_modified():
             np.testing.assert_array_equal(g, g_before, err_msg=name)
 
 
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_overwrite_grads_gives_the_same_steps(name):
+    """overwrite_grads=True (what a model passes) may use the gradients as scratch
+    space, in blocks across several cache-sized slices, and changes no update."""
+    make, _, _ = CONFIGS[name]
+    p0, grads = trajectory(seed=4, size=2000)
+    plain, scratch = make(), make()
+    plain.BLOCK_BYTES = scratch.BLOCK_BYTES = 4096          # 4 blocks of 512 float64
+    p, q = p0.copy(), p0.copy()
+    for g in grads:
+        plain.step(p, g.copy())
+        g_scratch = g.copy()
+        scratch.step(q, g_scratch, overwrite_grads=True)
+        np.testing.assert_array_equal(q, p)
+        # Adam (and AdamW) use the gradients as scratch; the others leave them alone
+        assert np.array_equal(g_scratch, g) != type(scratch).GRADS_AS_SCRATCH
+    assert scratch.GRADS_AS_SCRATCH == isinstance(scratch, snn.Adam)
+
+
 def test_float32_parameters_are_updated_in_place():
     p0, grads = trajectory(seed=3)
     for name, (make, reference, _) in CONFIGS.items():

@@ -68,7 +68,9 @@ class Sequential:
 
     Parameters live in one flat vector ``model.params`` and their gradients in
     ``model.grads``; every layer's ``W``, ``b``, ``dW``, ``db`` are views into
-    them. The model is built (input size inferred, parameters initialized) on the
+    them. ``model.backward`` fills ``grads``; a training step (``train_step``,
+    ``fit``) then lets the optimizer use them as scratch space, so read
+    gradients after ``backward``, not after a step. The model is built (input size inferred, parameters initialized) on the
     first call to ``fit``, ``predict`` or ``evaluate``, or by ``build``.
 
     Args:
@@ -316,7 +318,7 @@ class Sequential:
             # (or when the norm itself overflows, which is divergence too).
             if not math.isfinite(float(np.dot(self.grads, self.grads))):
                 raise DivergenceError(self._diagnose_gradients())
-        self.optimizer.step(self.params, self.grads)
+        self.optimizer.step(self.params, self.grads, overwrite_grads=True)
         return loss, output
 
     def _diagnose_forward(self, x: np.ndarray) -> str:

@@ -31,9 +31,17 @@ class Optimizer:
     dozen passes of an update (Adam's m, v, sqrt, divide, ...) run over data that
     stays in the CPU's L2 cache instead of streaming every vector from memory
     a dozen times; element-wise, the result is the same as one call on the whole vectors.
+
+    A subclass whose ``_update`` writes ``tmp[0]`` only after its last read of ``g``
+    (reading ``g[i]`` while writing ``tmp[0][i]`` in the same call is fine) sets
+    ``GRADS_AS_SCRATCH = True``: ``step(..., overwrite_grads=True)`` then passes the
+    gradient slice itself as ``tmp[0]``, which keeps one vector fewer in the cache
+    (Adam's update is about 10% faster inside a training loop).
     """
 
     BLOCK_BYTES = 256 * 1024
+    #: whether ``_update`` may be given the gradient slice as ``tmp[0]`` (see above)
+    GRADS_AS_SCRATCH = False
     #: every this many steps, state values below the smallest normal float are set to 0
     FLUSH_EVERY = 100
 
@@ -45,8 +53,13 @@ class Optimizer:
         self._blocks: list = []
         self._blocks_of: tuple = ()
 
-    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
-        """Update ``params`` in place from ``grads`` (flat vectors of equal size)."""
+    def step(self, params: np.ndarray, grads: np.ndarray, *, overwrite_grads: bool = False) -> None:
+        """Update ``params`` in place from ``grads`` (flat vectors of equal size).
+
+        With ``overwrite_grads=True`` the optimizer may use ``grads`` as scratch space,
+        which leaves it holding intermediate values; a model passes True, because its
+        next backward pass rewrites every gradient anyway.
+        """
         if grads.shape != params.shape:
             raise ValueError(f"grads has shape {grads.shape} but params has {params.shape}; "
                              "they must be flat vectors of the same size")
@@ -56,8 +69,10 @@ class Optimizer:
             raise ValueError(f"this optimizer's state was made for {self._state_size()} parameters, "
                              f"but params has {params.size}; use a new optimizer for another model")
         self.iterations += 1
+        self._begin_step()
+        overwrite = overwrite_grads and self.GRADS_AS_SCRATCH
         for p, g, state, tmp in self._blocks_for(params, grads):
-            self._update(p, g, state, tmp)
+            self._update(p, g, state, (g, tmp[1]) if overwrite else tmp)
         if self.iterations % self.FLUSH_EVERY == 0:
             self._flush_subnormals()
 
@@ -94,6 +109,9 @@ class Optimizer:
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
         """The state vectors before the first step (none for plain SGD)."""
         return {}
+
+    def _begin_step(self) -> None:
+        """Compute what every block of this step shares (after ``iterations`` is incremented)."""
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict, tmp: tuple) -> None:
         """Apply the update rule to one block: ``p``, ``g`` and the ``state``
@@ -272,6 +290,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    GRADS_AS_SCRATCH = True    # g is last read by the pass that writes g^2 into tmp[0]
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -296,14 +315,19 @@ class Adam(Optimizer):
         np.multiply(g, g, out=work)          # v' = beta2 v' + g^2
         v *= self.beta2
         v += work
+        k1, k2 = self._k
+        np.sqrt(v, out=work)                 # work = k1 sqrt(v') + k2
+        work *= k1
+        work += k2
+        np.divide(m, work, out=work)         # p -= m' / work
+        p -= work
+
+    def _begin_step(self) -> None:
         t = self.iterations
         correction1 = 1 - self.beta1 ** t
         scale = self.lr * (1 - self.beta1)
-        np.sqrt(v, out=work)                 # work = k1 sqrt(v') + k2
-        work *= correction1 * math.sqrt((1 - self.beta2) / (1 - self.beta2 ** t)) / scale
-        work += self.eps * correction1 / scale
-        np.divide(m, work, out=work)         # p -= m' / work
-        p -= work
+        self._k = (correction1 * math.sqrt((1 - self.beta2) / (1 - self.beta2 ** t)) / scale,
+                   self.eps * correction1 / scale)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

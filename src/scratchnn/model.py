@@ -455,7 +455,8 @@ class Sequential:
             if order is None:
                 xb, tb = X[start:stop], target[start:stop]
             else:
-                xb, tb = X[order[start:stop]], target[order[start:stop]]
+                index = order[start:stop]
+                xb, tb = X[index], target[index]
             try:
                 batch_loss, output = self.train_step(xb, tb)
             except DivergenceError as error:

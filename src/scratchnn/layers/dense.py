@@ -42,7 +42,6 @@ class Dense(Layer):
         self.bias_initializer = bias_initializer
         self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
         self._bias_init = get_initializer(bias_initializer, "bias_initializer")
-        self._ones: Optional[np.ndarray] = None     # a vector of ones, for dL/db
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         if len(input_shape) != 1:
@@ -65,12 +64,7 @@ class Dense(Layer):
         x = self._saved()
         np.matmul(x.T, grad_out, out=self.dW)
         if self.use_bias:
-            # sum_n g[n] as the product 1^T g: a BLAS matrix-vector product is
-            # about 3 times faster than np.add.reduce(g, axis=0) on batch-sized g.
-            ones = self._ones
-            if ones is None or ones.shape[0] != len(grad_out) or ones.dtype != grad_out.dtype:
-                ones = self._ones = np.ones(len(grad_out), dtype=grad_out.dtype)
-            np.matmul(ones, grad_out, out=self.db)
+            np.add.reduce(grad_out, axis=0, out=self.db)
         if not self.needs_input_grad:
             return None
         return grad_out @ self.W.T

@@ -235,6 +235,21 @@ def test_a_huge_learning_rate_stops_with_an_error_not_nan_weights():
     assert np.all(np.isfinite(model.params))
 
 
+def test_fit_silences_overflow_warnings_only_while_it_runs():
+    """fit enters np.errstate(over="ignore", invalid="ignore") once for all its steps
+    and callbacks, and gives the caller's settings back, after an error too."""
+    X, y = blobs()
+    seen = []
+    spy = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(np.geterr()))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        mlp().fit(X, y, loss="cross_entropy", epochs=2, callbacks=[spy])
+        assert np.geterr() == {"divide": "raise", "over": "raise", "under": "ignore", "invalid": "raise"}
+        with pytest.raises(DivergenceError):
+            mlp().fit(X * 1e18, y, loss="cross_entropy", optimizer=snn.SGD(lr=1.0))
+        assert np.geterr()["over"] == "raise" and np.geterr()["invalid"] == "raise"
+    assert [(s["over"], s["invalid"], s["divide"]) for s in seen] == [("ignore", "ignore", "raise")] * 2
+
+
 # --------------------------------------------------------------------- Ctrl-C
 def test_ctrl_c_stops_after_the_current_batch_and_the_model_stays_usable(capsys):
     X, y = blobs()

@@ -283,6 +283,25 @@ def test_loss_values_by_hand(n):
     assert snn.CrossEntropy()(np.zeros((n, 4)), np.zeros(n, dtype=np.int64)) == pytest.approx(np.log(4))
 
 
+def test_cross_entropy_of_logits_in_any_memory_layout():
+    """The loss indexes the raveled logits; a Fortran-ordered or strided array
+    (a custom layer may return one) gives the same loss and gradient."""
+    rng = np.random.default_rng(3)
+    z = 3 * rng.standard_normal((7, 4))
+    y = rng.integers(0, 4, 7)
+    loss = snn.CrossEntropy()
+    expected = (loss.forward(z, y), loss.backward())
+    # the gradient by hand: (softmax(z) - onehot(y)) / n
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(expected[1], (p - np.eye(4)[y]) / 7, rtol=1e-12, atol=1e-15)
+    wide = np.zeros((7, 8))
+    wide[:, ::2] = z
+    for layout in (np.asfortranarray(z), wide[:, ::2]):
+        assert loss.forward(layout, y) == pytest.approx(expected[0], rel=1e-14)
+        np.testing.assert_allclose(loss.backward(), expected[1], rtol=1e-14, atol=1e-16)
+
+
 # ------------------------------------------------------------------------- whole model
 def test_whole_model_gradient_with_cross_entropy():
     rng = np.random.default_rng(21)

@@ -1,6 +1,7 @@
 """The hardware limit: the matrix products of one training epoch, alone, at NumPy's speed.
 
     python benchmarks/matmul_limit.py --samples 60000 --threads 2
+    python benchmarks/matmul_limit.py --backend torch --threads 2     # the same with PyTorch's BLAS
 
 One epoch of the 784-256-128-10 MLP with batch size 128 needs, per batch of b samples
 (x the layer's input, g the gradient of its output, W its weights):
@@ -15,6 +16,10 @@ those products in float32, into preallocated ``out=`` arrays, with nothing else 
 the time that no NumPy implementation of this network can go below on this machine (with the
 same BLAS and thread count). Best of ``--repeats`` epochs, after one warm-up epoch. It prints
 one ``BENCH_JSON`` result line: seconds per epoch, GFLOP/s, and the same per product.
+
+``--backend torch`` times the same products (the same arrays, shared with ``torch.from_numpy``)
+with ``torch.matmul(a, b, out=out)`` after ``torch.set_num_threads(threads)``: how fast PyTorch's
+own BLAS does the work that NumPy's OpenBLAS does for scratchnn.
 """
 
 from __future__ import annotations
@@ -55,14 +60,25 @@ def flops(ops) -> int:
     return sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for _, a, b, _ in ops)
 
 
-def measure(samples: int, batch_size: int = 128, repeats: int = 5, seed: int = 0) -> dict:
+def measure(samples: int, batch_size: int = 128, repeats: int = 5, seed: int = 0,
+            backend: str = "numpy", threads: int = 1) -> dict:
     import numpy as np
     rng = np.random.default_rng(seed)
     n_full, rest = divmod(samples, batch_size)
     groups = [(n_full, operations(batch_size, rng))] if n_full else []
     if rest:
         groups.append((1, operations(rest, rng)))
-    matmul = np.matmul
+    versions = {"numpy": np.__version__}
+    if backend == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        versions["torch"] = torch.__version__
+        # the same memory as tensors (a transposed NumPy view becomes a transposed tensor)
+        groups = [(count, [(name, *(torch.from_numpy(arr) for arr in arrays)) for name, *arrays in ops])
+                  for count, ops in groups]
+        matmul = torch.matmul
+    else:
+        matmul = np.matmul
 
     def epoch(select=None) -> float:
         start = time.perf_counter()
@@ -86,7 +102,7 @@ def measure(samples: int, batch_size: int = 128, repeats: int = 5, seed: int = 0
             "last_batch": rest or batch_size, "repeats": repeats,
             "matmul_seconds_per_epoch": best, "epoch_times": times,
             "gflop_per_epoch": epoch_flops / 1e9, "gflops": epoch_flops / best / 1e9,
-            "per_op": per_op, "numpy": np.__version__}
+            "per_op": per_op, "backend": backend, **versions}
 
 
 def main(argv=None) -> None:
@@ -95,9 +111,12 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="recorded only: set OMP/OPENBLAS/MKL_NUM_THREADS in the environment")
+                        help="NumPy: recorded only (set OMP/OPENBLAS/MKL_NUM_THREADS in the "
+                             "environment); torch: also passed to torch.set_num_threads")
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
     args = parser.parse_args(argv)
-    result = measure(args.samples, args.batch_size, args.repeats)
+    result = measure(args.samples, args.batch_size, args.repeats, backend=args.backend,
+                     threads=args.threads)
     result["threads"] = args.threads
     result["thread_pools"] = benchlib.blas_threads()
     benchlib.emit(result)

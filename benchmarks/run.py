@@ -5,8 +5,8 @@
 1. MLP: the Fashion-MNIST MLP (784-256-128-10, ReLU, softmax cross-entropy, Adam lr 1e-3,
    batch 128, reshuffled every epoch, float32) in scratchnn, PyTorch, scikit-learn and a
    hand-written NumPy tutorial network (bench_mlp.py), and the matrix products of one epoch
-   alone (matmul_limit.py): each in its own process, with the same thread count, interleaved
-   in rounds whose order rotates.
+   alone (matmul_limit.py), with NumPy's BLAS and, when PyTorch is benchmarked, with PyTorch's:
+   each in its own process, with the same thread count, interleaved in rounds whose order rotates.
 2. XOR: the tutorials' 2-4-1 recipe, 10,000 full-batch epochs, in scratchnn, a plain NumPy
    loop and PyTorch (bench_xor.py), interleaved in rounds.
 3. Whole process: a fresh python process that imports the system and trains one epoch on
@@ -44,6 +44,7 @@ SYSTEMS = ("scratchnn", "torch", "sklearn", "numpy-tutorial")
 MODULES = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn", "numpy-tutorial": "numpy"}
 XOR_SYSTEMS = {"scratchnn": "scratchnn", "numpy-tutorial": "numpy", "torch": "torch"}   # MLP name -> XOR name
 MATMUL = "matmul-limit"
+MATMUL_TORCH = "matmul-limit-torch"     # the same products with PyTorch's BLAS
 REFERENCE = "torch"
 
 
@@ -186,13 +187,16 @@ def run_mlp(args, systems: list[str]) -> dict:
     rounds = []
     for r in range(args.rounds):
         results = {}
-        for name in rotated([*systems, MATMUL], r):
-            if name == MATMUL:
+        limits = [MATMUL] + [MATMUL_TORCH] * (REFERENCE in systems)
+        for name in rotated([*systems, *limits], r):
+            if name in limits:
                 samples = args.samples or benchlib.TRAIN_SIZE
+                backend = "torch" if name == MATMUL_TORCH else "numpy"
                 res = run_child("matmul_limit.py", ["--samples", str(samples),
                                                     "--repeats", str(args.matmul_repeats),
-                                                    "--threads", str(args.threads)], args.threads)
-                log(f"[MLP round {r + 1}/{args.rounds}] {MATMUL:<15} {res['matmul_seconds_per_epoch']:.3f} s/epoch "
+                                                    "--threads", str(args.threads),
+                                                    "--backend", backend], args.threads)
+                log(f"[MLP round {r + 1}/{args.rounds}] {name:<15} {res['matmul_seconds_per_epoch']:.3f} s/epoch "
                     f"({res['gflops']:.0f} GFLOP/s)")
             else:
                 child_args = ["--system", name, "--epochs", str(args.epochs), "--threads", str(args.threads),
@@ -221,6 +225,15 @@ def summarize_mlp(rounds: list[dict], systems: list[str]) -> dict:
         "last_batch": best["last_batch"], "samples": best["samples"],
         "per_round_s": [m["matmul_seconds_per_epoch"] for m in matmul], "per_op": best["per_op"]},
         "systems": {}}
+    if MATMUL_TORCH in rounds[0]:
+        torch_matmul = [r[MATMUL_TORCH] for r in rounds]
+        fastest = min(torch_matmul, key=lambda m: m["matmul_seconds_per_epoch"])
+        summary["matmul_limit_torch"] = {
+            "seconds_per_epoch": fastest["matmul_seconds_per_epoch"], "gflops": fastest["gflops"],
+            "per_round_s": [m["matmul_seconds_per_epoch"] for m in torch_matmul],
+            "ratio_to_numpy_per_round": [t["matmul_seconds_per_epoch"] / n["matmul_seconds_per_epoch"]
+                                         for t, n in zip(torch_matmul, matmul)],
+            "per_op": fastest["per_op"]}
     has_reference = REFERENCE in systems
     for name in systems:
         per_round = [r[name]["epoch_s"] for r in rounds]
@@ -339,6 +352,12 @@ def markdown(results: dict) -> str:
                   f"GFLOP per epoch) take {limit['seconds_per_epoch']:.3f} s per epoch at "
                   f"{limit['gflops']:.0f} GFLOP/s (NumPy, float32, best of all repeats and rounds; per round: "
                   + ", ".join(f"{v:.3f}" for v in limit["per_round_s"]) + " s).", ""]
+    if "matmul_limit_torch" in mlp:
+        t = mlp["matmul_limit_torch"]
+        lines += [f"PyTorch's own BLAS does the same products in {t['seconds_per_epoch']:.3f} s per epoch "
+                  f"({t['gflops']:.0f} GFLOP/s; per round: " + ", ".join(f"{v:.3f}" for v in t["per_round_s"])
+                  + f" s): {statistics.median(t['ratio_to_numpy_per_round']):.2f}× NumPy's time "
+                  "(median over rounds of the ratio within a round).", ""]
     if "sklearn" in mlp["systems"]:
         d = mlp["systems"]["sklearn"]["sklearn_details"]
         lines += [f"scikit-learn, given float32 input, trained in {d['coefs_dtype']} (weights "
@@ -400,7 +419,11 @@ def plot(results: dict, path: Path) -> str | None:
         ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, value), xytext=(12, 3),
                     textcoords="offset points", ha="left", fontsize=9)
     limit = mlp["matmul_limit"]["seconds_per_epoch"]
-    ax.axhline(limit, color="#c44e52", linestyle="--", label=f"matmul limit {limit:.3f} s")
+    ax.axhline(limit, color="#c44e52", linestyle="--", label=f"matmul limit (NumPy) {limit:.3f} s")
+    if "matmul_limit_torch" in mlp:
+        torch_limit = mlp["matmul_limit_torch"]["seconds_per_epoch"]
+        ax.axhline(torch_limit, color="#dd8452", linestyle=":",
+                   label=f"the same products with PyTorch's BLAS {torch_limit:.3f} s")
     ax.set_ylabel("seconds per epoch (median of epochs 2+)")
     ax.set_title(f"MLP 784-256-128-10, batch 128, {results['machine']['threads']} threads: "
                  f"median, min-max over {results['settings']['rounds']} rounds", fontsize=9)

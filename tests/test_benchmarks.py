@@ -104,6 +104,17 @@ def test_matmul_limit_counts_the_networks_products(run):
     assert limit["gflop_per_epoch"] == pytest.approx(SAMPLES * FLOPS_PER_SAMPLE / 1e9)
     assert limit["seconds_per_epoch"] > 0 and limit["gflops"] > 0
     assert len(limit["per_op"]) == 8
+    (round_,) = results["mlp"]["rounds"]
+    assert round_["matmul-limit"]["backend"] == "numpy"
+    if HAS_TORCH:
+        # the same products with PyTorch's BLAS, and its ratio within the round
+        torch_limit = results["mlp"]["summary"]["matmul_limit_torch"]
+        assert round_["matmul-limit-torch"]["backend"] == "torch"
+        assert round_["matmul-limit-torch"]["gflop_per_epoch"] == limit["gflop_per_epoch"]
+        assert torch_limit["ratio_to_numpy_per_round"] == [pytest.approx(
+            torch_limit["seconds_per_epoch"] / limit["seconds_per_epoch"])]
+    else:
+        assert "matmul_limit_torch" not in results["mlp"]["summary"]
 
 
 def test_xor_systems_agree(run):

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from . import _memory
 from ._validation import as_float_array, check_number, check_positive_int, check_same_length
 from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .layers.base import Layer
@@ -150,8 +151,8 @@ class Sequential:
             raise ValueError(f"layer names must be unique, got {names}")
         self.output_shape = shape
         size = sum(p.size for layer in self.layers for p in layer.params)
-        self.params = np.zeros(size, dtype=self.dtype)
-        self.grads = np.zeros(size, dtype=self.dtype)
+        self.params = _memory.zeros(size, self.dtype)
+        self.grads = _memory.zeros(size, self.dtype)
         self._bind()
         for layer in self.layers:
             for p in layer.params:

@@ -17,6 +17,7 @@ from typing import Union
 
 import numpy as np
 
+from . import _memory
 from ._validation import check_number
 
 
@@ -94,7 +95,7 @@ class Optimizer:
         made_for = self._blocks_of
         if not made_for or params is not made_for[0] or grads is not made_for[1] \
                 or self.state is not made_for[2]:
-            scratch = np.empty((2, params.size), dtype=params.dtype)
+            scratch = _memory.zeros(2 * params.size, params.dtype).reshape(2, params.size)
             size = max(1, self.BLOCK_BYTES // params.itemsize)
             self._blocks = [(params[i:i + size], grads[i:i + size],
                              {k: v[i:i + size] for k, v in self.state.items()},
@@ -137,7 +138,7 @@ class Optimizer:
     def load_state_dict(self, state: dict) -> None:
         """Restore what ``state_dict`` returned."""
         self.iterations = int(state["iterations"])
-        self.state = {k: np.array(v, copy=True) for k, v in state.items() if k != "iterations"}
+        self.state = {k: _memory.copy(np.asarray(v)) for k, v in state.items() if k != "iterations"}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -166,7 +167,7 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        return {"velocity": np.zeros_like(params)} if self.momentum else {}
+        return {"velocity": _memory.zeros_like(params)} if self.momentum else {}
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
@@ -204,7 +205,9 @@ class AdaGrad(Optimizer):
                                                 initial_accumulator_value, 0.0)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        return {"sum_sq": np.full_like(params, self.initial_accumulator_value)}
+        sum_sq = _memory.zeros_like(params)
+        sum_sq += self.initial_accumulator_value
+        return {"sum_sq": sum_sq}
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
@@ -241,9 +244,9 @@ class RMSProp(Optimizer):
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        state = {"mean_sq": np.zeros_like(params)}
+        state = {"mean_sq": _memory.zeros_like(params)}
         if self.momentum:
-            state["momentum_buffer"] = np.zeros_like(params)
+            state["momentum_buffer"] = _memory.zeros_like(params)
         return state
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
@@ -300,7 +303,7 @@ class Adam(Optimizer):
         self.eps = check_number("eps", eps, 0.0, low_open=True)
 
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        return {"m": np.zeros_like(params), "v": np.zeros_like(params)}
+        return {"m": _memory.zeros_like(params), "v": _memory.zeros_like(params)}
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         if self.decoupled:

@@ -21,9 +21,9 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def exp_minus_abs(x: np.ndarray) -> np.ndarray:
-    """``exp(-|x|)``, in (0, 1]: the one exponential that sigmoid and softplus need."""
-    e = np.abs(x)
-    np.negative(e, out=e)
+    """``exp(-|x|)``, in (0, 1]: the one exponential that sigmoid and softplus need.
+    (``copysign(x, -1)`` is ``-|x|`` in one pass.)"""
+    e = np.copysign(x, -1.0)
     return np.exp(e, out=e)
 
 

@@ -66,13 +66,11 @@ class Optimizer:
                              "they must be flat vectors of the same size")
         if self.iterations == 0:
             self.state = self._initial_state(params)
-        elif any(v.shape != params.shape for v in self.state.values()):
-            raise ValueError(f"this optimizer's state was made for {self._state_size()} parameters, "
-                             f"but params has {params.size}; use a new optimizer for another model")
+        blocks = self._blocks_for(params, grads)
         self.iterations += 1
         self._begin_step()
         overwrite = overwrite_grads and self.GRADS_AS_SCRATCH
-        for p, g, state, tmp in self._blocks_for(params, grads):
+        for p, g, state, tmp in blocks:
             self._update(p, g, state, (g, tmp[1]) if overwrite else tmp)
         if self.iterations % self.FLUSH_EVERY == 0:
             self._flush_subnormals()
@@ -91,10 +89,14 @@ class Optimizer:
             vector[np.abs(vector) < tiny] = 0
 
     def _blocks_for(self, params: np.ndarray, grads: np.ndarray) -> list:
-        """Matching slices ``(p, g, {name: state slice}, (tmp, tmp2))``, made once per set of vectors."""
+        """Matching slices ``(p, g, {name: state slice}, (tmp, tmp2))``, made once per set of
+        vectors (and then the state's size is checked against the parameters')."""
         made_for = self._blocks_of
         if not made_for or params is not made_for[0] or grads is not made_for[1] \
                 or self.state is not made_for[2]:
+            if any(v.shape != params.shape for v in self.state.values()):
+                raise ValueError(f"this optimizer's state was made for {self._state_size()} parameters, "
+                                 f"but params has {params.size}; use a new optimizer for another model")
             scratch = _memory.zeros(2 * params.size, params.dtype).reshape(2, params.size)
             size = max(1, self.BLOCK_BYTES // params.itemsize)
             self._blocks = [(params[i:i + size], grads[i:i + size],

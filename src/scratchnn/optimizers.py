@@ -66,12 +66,11 @@ class Optimizer:
                              "they must be flat vectors of the same size")
         if self.iterations == 0:
             self.state = self._initial_state(params)
-        blocks = self._blocks_for(params, grads)
+        blocks = self._blocks_for(params, grads, overwrite_grads and self.GRADS_AS_SCRATCH)
         self.iterations += 1
         self._begin_step()
-        overwrite = overwrite_grads and self.GRADS_AS_SCRATCH
         for p, g, state, tmp in blocks:
-            self._update(p, g, state, (g, tmp[1]) if overwrite else tmp)
+            self._update(p, g, state, tmp)
         if self.iterations % self.FLUSH_EVERY == 0:
             self._flush_subnormals()
 
@@ -88,12 +87,13 @@ class Optimizer:
             tiny = np.finfo(vector.dtype).tiny
             vector[np.abs(vector) < tiny] = 0
 
-    def _blocks_for(self, params: np.ndarray, grads: np.ndarray) -> list:
+    def _blocks_for(self, params: np.ndarray, grads: np.ndarray, grads_as_scratch: bool) -> list:
         """Matching slices ``(p, g, {name: state slice}, (tmp, tmp2))``, made once per set of
-        vectors (and then the state's size is checked against the parameters')."""
+        vectors (and then the state's size is checked against the parameters'); with
+        ``grads_as_scratch``, ``tmp`` is the gradient slice itself."""
         made_for = self._blocks_of
         if not made_for or params is not made_for[0] or grads is not made_for[1] \
-                or self.state is not made_for[2]:
+                or self.state is not made_for[2] or grads_as_scratch != made_for[3]:
             if any(v.shape != params.shape for v in self.state.values()):
                 raise ValueError(f"this optimizer's state was made for {self._state_size()} parameters, "
                                  f"but params has {params.size}; use a new optimizer for another model")
@@ -101,9 +101,10 @@ class Optimizer:
             size = max(1, self.BLOCK_BYTES // params.itemsize)
             self._blocks = [(params[i:i + size], grads[i:i + size],
                              {k: v[i:i + size] for k, v in self.state.items()},
-                             (scratch[0, i:i + size], scratch[1, i:i + size]))
+                             (grads[i:i + size] if grads_as_scratch else scratch[0, i:i + size],
+                              scratch[1, i:i + size]))
                             for i in range(0, params.size, size)]
-            self._blocks_of = (params, grads, self.state)
+            self._blocks_of = (params, grads, self.state, grads_as_scratch)
         return self._blocks
 
     def _state_size(self) -> int:

@@ -32,8 +32,6 @@ from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
 from .schedules import CosineDecay, ExponentialDecay, StepDecay
 
-GENERATED = ("xor", "spirals", "moons")
-
 #: Each data set's default recipe; every entry can be overridden by an option.
 PRESETS: dict[str, dict] = {
     # The tutorials' network: 2-4-1 sigmoid, standard-normal weights, full-batch gradient descent.

@@ -25,9 +25,10 @@ DTYPES = ("float32", "float64")
 
 
 def _quiet_overflow() -> np.errstate:
-    """Silence NumPy's overflow and invalid-value warnings during training steps:
-    overflow there means divergence, which the step reports as a DivergenceError
-    naming the layer and the step; NumPy's warnings would only say "overflow in matmul"."""
+    """Silence NumPy's overflow and invalid-value warnings inside the network (training
+    steps, inference): overflow there is reported by the caller with what caused it (a
+    DivergenceError naming the layer and step, or the sample whose output is not finite);
+    NumPy's warnings would only say "overflow in matmul"."""
     return np.errstate(over="ignore", invalid="ignore")
 
 
@@ -78,8 +79,9 @@ class Sequential:
     ``model.grads``; every layer's ``W``, ``b``, ``dW``, ``db`` are views into
     them. ``model.backward`` fills ``grads``; a training step (``train_step``,
     ``fit``) then lets the optimizer use them as scratch space, so read
-    gradients after ``backward``, not after a step. The model is built (input size inferred, parameters initialized) on the
-    first call to ``fit``, ``predict`` or ``evaluate``, or by ``build``.
+    gradients after ``backward``, not after a step. The model is built (input
+    size inferred, parameters initialized) on the first call to ``fit``,
+    ``predict`` or ``evaluate``, or by ``build``.
 
     Args:
         layers: the layers, first to last.
@@ -511,7 +513,7 @@ class Sequential:
         batch_size = batch_size or 8192
         # Finite inputs can still overflow the dtype inside the network (huge values
         # times large weights); say so instead of letting NumPy warn about a matmul.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with _quiet_overflow():
             if len(X) <= batch_size:
                 output = np.array(self.forward(X, training=False), copy=True)
             else:

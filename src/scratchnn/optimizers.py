@@ -218,7 +218,8 @@ class AdaGrad(Optimizer):
         s += np.multiply(g, g, out=tmp[1])
         denominator = np.sqrt(s, out=tmp[1])
         denominator += self.eps
-        p -= self.lr * g / denominator
+        # p -= lr * g / denominator, in the scratch vector (g itself may be tmp[0])
+        p -= np.divide(np.multiply(g, self.lr, out=tmp[0]), denominator, out=tmp[0])
 
     def get_config(self) -> dict:
         return {**super().get_config(), "eps": self.eps,
@@ -254,16 +255,20 @@ class RMSProp(Optimizer):
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
-        s = state["mean_sq"]
-        s *= self.rho
-        s += (1 - self.rho) * (g * g)
-        scaled = g / (np.sqrt(s) + self.eps)
+        s, work = state["mean_sq"], tmp[1]
+        s *= self.rho                          # s = rho s + (1 - rho) g^2
+        work = np.multiply(g, g, out=work)
+        work *= 1 - self.rho
+        s += work
+        np.sqrt(s, out=work)                   # scaled = g / (sqrt(s) + eps)
+        work += self.eps
+        scaled = np.divide(g, work, out=work)
         if self.momentum:
             b = state["momentum_buffer"]
             b *= self.momentum
             b += scaled
             scaled = b
-        p -= self.lr * scaled
+        p -= np.multiply(scaled, self.lr, out=work)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rho": self.rho, "eps": self.eps,

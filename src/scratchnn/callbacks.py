@@ -165,7 +165,11 @@ class _Monitor:
         if mode == "auto":
             mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the best value (at the start of each training run)."""
+        self.best = math.inf if self.mode == "min" else -math.inf
 
     def value(self, logs: Optional[dict], who: str) -> float:
         if not logs or self.monitor not in logs:
@@ -209,7 +213,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+        self._monitor.reset()
         self.wait, self.best_epoch, self.stopped_epoch = 0, None, None
         self._best_params = None
 
@@ -252,7 +256,7 @@ class ModelCheckpoint(Callback):
         self.saved: list[str] = []
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+        self._monitor.reset()
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if self.save_best_only and not self._monitor.improved(self._monitor.value(logs, "ModelCheckpoint")):
@@ -298,7 +302,7 @@ class ReduceLROnPlateau(Callback):
         self.patience, self.cooldown = _check_patience(patience), _check_patience(cooldown)
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        self._monitor.best = math.inf if self._monitor.mode == "min" else -math.inf
+        self._monitor.reset()
         self.wait = self.cooling = 0
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:

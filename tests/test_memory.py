@@ -49,6 +49,11 @@ def test_a_models_training_vectors_start_on_huge_page_boundaries():
     model.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=1, batch_size=32)
     vectors = [model.params, model.grads, *model.optimizer.state.values()]
     assert all(v.ctypes.data % _memory.HUGE_PAGE == 0 for v in vectors)
+    # and so do those of a copy in another dtype, with the same values
+    wide = model.astype("float64")
+    assert all(v.ctypes.data % _memory.HUGE_PAGE == 0
+               for v in (wide.params, wide.grads, *wide.optimizer.state.values()))
+    np.testing.assert_array_equal(wide.params, model.params.astype(np.float64))
     # the optimizer's state stays there when it is restored
     optimizer = snn.Adam()
     optimizer.load_state_dict(model.optimizer.state_dict())

@@ -24,6 +24,11 @@ from .optimizers import Adam, Optimizer, get_optimizer
 DTYPES = ("float32", "float64")
 
 
+def _check_dtype(dtype) -> None:
+    if np.dtype(dtype).name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
 def _quiet_overflow() -> np.errstate:
     """Silence NumPy's overflow and invalid-value warnings inside the network (training
     steps, inference): overflow there is reported by the caller with what caused it (a
@@ -92,8 +97,7 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer] = (), *, seed: Optional[int] = None,
                  dtype: str = "float32", name: str = "sequential") -> None:
-        if np.dtype(dtype).name not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        _check_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.dtype = np.dtype(dtype)
@@ -203,16 +207,15 @@ class Sequential:
 
     def astype(self, dtype: str) -> "Sequential":
         """A copy of this model with parameters (and optimizer state) cast to ``dtype``."""
-        if np.dtype(dtype).name not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        _check_dtype(dtype)
         clone = copy.deepcopy(self)
         clone.dtype = np.dtype(dtype)
         for layer in clone.layers:
             layer.dtype = clone.dtype
             layer._cache = None
-        if clone.built:
-            clone.params = self.params.astype(dtype)
-            clone.grads = self.grads.astype(dtype)
+        if clone.built:      # in the memory build() gives them (see _memory)
+            clone.params = _memory.copy(self.params.astype(dtype, copy=False))
+            clone.grads = _memory.copy(self.grads.astype(dtype, copy=False))
             clone._bind()
         if clone.optimizer is not None and clone.optimizer.state:
             clone.optimizer.load_state_dict({k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)

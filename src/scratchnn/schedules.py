@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_number
+from ._validation import check_number, check_positive_int
 
 
 class StepDecay:
@@ -19,9 +19,7 @@ class StepDecay:
 
     def __init__(self, initial_lr: float, step_size: int, gamma: float = 0.1) -> None:
         self.initial_lr = check_number("initial_lr", initial_lr, 0.0, low_open=True)
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
-        self.step_size = step_size
+        self.step_size = check_positive_int(step_size, "step_size")
         self.gamma = check_number("gamma", gamma, 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
@@ -47,9 +45,7 @@ class CosineDecay:
 
     def __init__(self, initial_lr: float, total_epochs: int, min_lr: float = 0.0) -> None:
         self.initial_lr = check_number("initial_lr", initial_lr, 0.0, low_open=True)
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
-            raise ValueError(f"total_epochs must be a positive integer, got {total_epochs!r}")
-        self.total_epochs = total_epochs
+        self.total_epochs = check_positive_int(total_epochs, "total_epochs")
         self.min_lr = check_number("min_lr", min_lr, 0.0, self.initial_lr)
 
     def __call__(self, epoch: int) -> float:

@@ -109,13 +109,10 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
 
     evaluate()
     grad_in = model.backward(loss_fn.backward())
-    analytic = model.grads.copy()
+    analytic = [grad.copy() for *_, grad in model._views]    # each parameter array's gradient
 
     errors = {}
-    offset = 0
-    for name, view in model.named_parameters():
-        numeric = numerical_gradient(evaluate, view, eps)
-        errors[name] = relative_error(analytic[offset:offset + view.size].reshape(view.shape), numeric)
-        offset += view.size
+    for (name, view), grad in zip(model.named_parameters(), analytic):
+        errors[name] = relative_error(grad, numerical_gradient(evaluate, view, eps))
     errors["input"] = relative_error(grad_in, numerical_gradient(evaluate, x, eps))
     return errors

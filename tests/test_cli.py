@@ -173,3 +173,24 @@ def test_help_of_every_command_is_complete(capsys):
                    "--batch-size", "--validation-split", "--early-stopping", "--schedule", "--seed",
                    "--target", "--output", "--plots", "--verbose"):
         assert option in out
+
+
+def test_predict_with_a_model_saved_without_feature_names(tmp_path, capsys):
+    """A model saved from Python (no column names, no scaler) predicts every column of
+    the file, read as load_csv reads headers (names stripped, blank lines skipped)."""
+    import scratchnn as snn
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    y = (X[:, 0] > X[:, 1]).astype(int)
+    model = snn.Sequential([snn.Dense(8), snn.Tanh(), snn.Dense(2)], seed=0)
+    model.fit(X, y, loss="cross_entropy", epochs=50, batch_size=None)
+    model.save(tmp_path / "m.npz")
+    rows = "\n".join(f"{a},{b}" for a, b in X[:5])
+    (tmp_path / "in.csv").write_text(f"\nx1, x2\n{rows}\n")
+    main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "in.csv")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "prediction,p_0,p_1"
+    assert [int(line.split(",")[0]) for line in lines[1:]] == model.predict(X[:5]).tolist()
+    proba = model.predict_proba(X[:5])
+    for line, p in zip(lines[1:], proba):
+        np.testing.assert_allclose([float(v) for v in line.split(",")[1:]], p, atol=1e-6)

@@ -531,6 +531,14 @@ def test_load_csv_features_reorders_and_ignores_other_columns(tmp_path):
     np.testing.assert_array_equal(X, [[1.0, 2.5], [3.0, 4.0]])
 
 
+def test_load_csv_features_none_reads_every_column_as_load_csv_reads_headers(tmp_path):
+    # names stripped and blank lines skipped, as in load_csv
+    path = write_text(tmp_path / "rows.csv", "\na, b\n1,2.5\n\n3,4\n")
+    np.testing.assert_array_equal(load_csv_features(path, None), [[1.0, 2.5], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="empty"):
+        load_csv_features(write_text(tmp_path / "empty.csv", "\n"), None)
+
+
 def test_load_csv_features_round_trips_with_load_csv(tmp_path):
     path = write_text(tmp_path / "train.csv", "x1,x2,t\n1,2,a\n3,4,b\n")
     data = load_csv(path, "t")

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -74,7 +74,6 @@ class Data:
     feature_names: Optional[list] = None
     target: Optional[str] = None
     scaler: Optional[StandardScaler] = None
-    metadata: dict = field(default_factory=dict)
 
 
 def _csv_task(y: np.ndarray, task: str) -> str:
@@ -114,7 +113,7 @@ def load_training_data(args: argparse.Namespace) -> Data:
     task = _csv_task(table.y, args.task)
     if task == "classification":
         encoder = LabelEncoder().fit(table.y)
-        y, classes = encoder.transform(table.y), [_json_scalar(c) for c in encoder.classes_]
+        y, classes = encoder.transform(table.y), encoder.classes_.tolist()
         if len(classes) < 2:
             raise CLIError(f"the target column {args.target!r} has a single class; classification needs two or more")
     else:
@@ -129,10 +128,6 @@ def load_training_data(args: argparse.Namespace) -> Data:
                 scaler.transform(X_test), y_test, task,
                 len(classes) if classes else 1, class_names=[str(c) for c in classes] if classes else None,
                 classes=classes, feature_names=table.feature_names, target=args.target, scaler=scaler)
-
-
-def _json_scalar(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # =========================================================================== train
@@ -306,10 +301,13 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
         if not target:
             raise CLIError("the model file does not name its target column; pass --target COLUMN")
         table = datasets.load_csv(dataset, target)
-        if meta.get("feature_names"):
-            X = datasets.load_csv_features(dataset, meta["feature_names"])
-        else:
+        names = meta.get("feature_names")
+        if not names:
             X = table.X
+        elif set(names) <= set(table.feature_names):   # the columns read already, in training order
+            X = table.X[:, [table.feature_names.index(name) for name in names]]
+        else:   # a column is missing (the reader says which) or is the --target column
+            X = datasets.load_csv_features(dataset, names)
         y = table.y
         if model.classes is not None:
             index = {c: i for i, c in enumerate(model.classes)}
@@ -335,17 +333,18 @@ def command_evaluate(args: argparse.Namespace) -> None:
 def command_predict(args: argparse.Namespace) -> None:
     model = _load_model(args.model)
     meta = model.metadata
-    names = meta.get("feature_names")
-    if names:
-        X = datasets.load_csv_features(args.input, names)
-    else:
-        X = _read_numeric_csv(args.input)
+    # every column when the model was trained without names
+    X = datasets.load_csv_features(args.input, meta.get("feature_names") or None)
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
-    predictions = model.predict(X)
+    output = model._output(model._check_X(X))      # one forward pass for labels and probabilities
+    if model.loss.classification:
+        predictions = _decoded(model, model.loss.predicted_labels(output))
+    else:
+        predictions = output
     header, rows = ["prediction"], [[p] for p in np.asarray(predictions).reshape(len(X), -1)[:, 0].tolist()]
     if model.loss.classification:
-        proba = model.predict_proba(X)
+        proba = model.loss.probabilities(output)
         labels = model.classes if model.classes is not None else meta.get("class_names") or range(proba.shape[1])
         if proba.shape[1] == 1:
             header.append("probability")
@@ -355,15 +354,6 @@ def command_predict(args: argparse.Namespace) -> None:
     _write_rows(args.output, header, rows)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}")
-
-
-def _read_numeric_csv(path: str) -> np.ndarray:
-    """Every column of a CSV file with a header, as features (for models trained without names)."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
-        raise CLIError(f"{path}: the file is empty; expected a header row")
-    return datasets.load_csv_features(path, header)
 
 
 def _write_rows(path: Optional[str], header: list, rows: list) -> None:

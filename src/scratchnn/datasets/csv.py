@@ -16,7 +16,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -74,10 +74,12 @@ def load_csv(path: PathLike, target: str, *, delimiter: str = ",") -> CSVData:
                    target_name=target)
 
 
-def load_csv_features(path: PathLike, feature_names: Sequence[str], delimiter: str = ",") -> np.ndarray:
+def load_csv_features(path: PathLike, feature_names: Optional[Sequence[str]],
+                      delimiter: str = ",") -> np.ndarray:
     """Read the columns ``feature_names`` of a CSV file with a header row, for prediction.
 
     The file may hold other columns (the target, an id, ...): they are ignored, in any order.
+    ``feature_names=None`` reads every column, in the file's order.
 
     Returns:
         ``X`` (n_samples, len(feature_names)) float64, its columns in the order of
@@ -86,6 +88,9 @@ def load_csv_features(path: PathLike, feature_names: Sequence[str], delimiter: s
     Raises:
         ValueError: a named column is missing (the message names them), or as ``load_csv``.
     """
+    if feature_names is None:
+        path, header, rows, lines = _read(path, delimiter)
+        return _parse_features(path, header, rows, lines, list(range(len(header))))
     if isinstance(feature_names, str) or not isinstance(feature_names, Sequence):
         raise TypeError(f"feature_names must be a list of column names, got "
                         f"{type(feature_names).__name__}")

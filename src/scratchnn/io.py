@@ -586,9 +586,7 @@ def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np
     if shape != (size,):
         raise _BadField(f"the array {name!r} has shape {shape}, but the model has n_params = "
                         f"{size} (expected shape ({size},))")
-    vector = _read_array(archive, name)
-    if vector.shape != (size,):
-        raise _BadField(f"the array {name!r} has shape {vector.shape}, expected ({size},)")
+    vector = _read_array(archive, name)     # the shape checked above, from the same header
     if not np.all(np.isfinite(vector)):
         raise _BadField(f"the array {name!r} contains NaN or infinity "
                         f"(first at index {int(np.argmin(np.isfinite(vector)))})")
@@ -605,7 +603,8 @@ def _restore_optimizer(entry: dict, vectors: dict, model: Sequential):
     if names != expected:
         raise _BadField(f"optimizer ({type(optimizer).__name__}, {iterations} iterations) keeps "
                         f"the state {sorted(expected)}, but the file has {sorted(names)}")
-    state = {name: vectors[f"optimizer/{name}"].astype(model.dtype) for name in names}
+    # load_state_dict copies them (the byte order may still differ, the size does not)
+    state = {name: vectors[f"optimizer/{name}"].astype(model.dtype, copy=False) for name in names}
     optimizer.load_state_dict({"iterations": iterations, **state})
     return optimizer
 

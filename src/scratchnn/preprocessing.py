@@ -41,13 +41,15 @@ class StandardScaler:
         X = _as_features(X, "X")
         mean = X.mean(axis=0, dtype=np.float64)
         squares = np.zeros(X.shape[1], dtype=np.float64)
-        for start in range(0, len(X), _VARIANCE_CHUNK):   # bounded memory for a large X
-            deviation = X[start:start + _VARIANCE_CHUNK].astype(np.float64) - mean
-            squares += np.einsum("ij,ij->j", deviation, deviation)
-        scale = np.sqrt(squares / len(X))
         # A constant column (every value equal) is centered exactly and left unscaled; its
         # computed std could be a rounding residue like 1e-17 that would blow up noise.
-        constant = (X == X[0]).all(axis=0)
+        constant = np.ones(X.shape[1], dtype=bool)
+        for start in range(0, len(X), _VARIANCE_CHUNK):   # bounded memory for a large X
+            block = X[start:start + _VARIANCE_CHUNK]
+            deviation = block.astype(np.float64) - mean
+            squares += np.einsum("ij,ij->j", deviation, deviation)
+            constant &= (block == X[0]).all(axis=0)
+        scale = np.sqrt(squares / len(X))
         mean[constant] = X[0, constant]
         scale[constant] = 1.0
         self.mean_, self.scale_, self.n_features_in_ = mean, scale, X.shape[1]

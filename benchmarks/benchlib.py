@@ -111,6 +111,12 @@ def blas_threads() -> list[dict]:
             for p in threadpool_info()]
 
 
+def rotated(items: list, round_index: int) -> list:
+    """``items`` rotated by ``round_index``: interleaved rounds, none always first."""
+    shift = round_index % len(items)
+    return items[shift:] + items[:shift]
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """The environment of a child process: this one's, with every BLAS/OpenMP pool set to
     ``threads``. OPENBLAS_CORETYPE (and everything else) is passed on unchanged."""

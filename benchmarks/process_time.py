@@ -68,8 +68,7 @@ def process_times(systems, runs: int = 3, samples: int = 6000, threads: int | No
     systems = ["baseline", *systems]
     times = {s: [] for s in systems}
     for run in range(runs):
-        shift = run % len(systems)
-        for system in systems[shift:] + systems[:shift]:
+        for system in benchlib.rotated(systems, run):
             times[system].append(time_process(system, samples, threads, synthetic))
             if log:
                 log(f"process time, run {run + 1}/{runs}: {system:<15} {times[system][-1]:.2f} s")

@@ -168,11 +168,6 @@ def run_child(script: str, args: list[str], threads: int) -> dict:
     return result
 
 
-def rotated(items: list, round_index: int) -> list:
-    shift = round_index % len(items)
-    return items[shift:] + items[:shift]
-
-
 def steady_epoch(epoch_times: list[float]) -> float:
     """Seconds per epoch: the median of epochs 2..E (the first one warms up), or the only one."""
     return statistics.median(epoch_times[1:]) if len(epoch_times) > 1 else epoch_times[0]
@@ -188,7 +183,7 @@ def run_mlp(args, systems: list[str]) -> dict:
     for r in range(args.rounds):
         results = {}
         limits = [MATMUL] + [MATMUL_TORCH] * (REFERENCE in systems)
-        for name in rotated([*systems, *limits], r):
+        for name in benchlib.rotated([*systems, *limits], r):
             if name in limits:
                 samples = args.samples or benchlib.TRAIN_SIZE
                 backend = "torch" if name == MATMUL_TORCH else "numpy"
@@ -273,7 +268,7 @@ def run_xor(args, systems: list[str]) -> dict:
     rounds = []
     for r in range(args.rounds):
         results = {}
-        for name in rotated(names, r):
+        for name in benchlib.rotated(names, r):
             res = run_child("bench_xor.py", ["--system", name, "--epochs", str(args.xor_epochs),
                                              "--threads", str(args.threads)], args.threads)
             log(f"[XOR round {r + 1}/{args.rounds}] {name:<10} {res['seconds']:.3f} s, predictions "

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import scratchnn as snn
+from scratchnn import functional as F
 from scratchnn.datasets import xor
 
 
@@ -133,6 +134,12 @@ def test_dropout_is_active_only_in_training():
     model.fit(X, y, loss="cross_entropy", epochs=1)
     np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
     x = model._check_X(X)
+    # at inference the network is the one without its Dropout layer (inverted dropout: no rescaling)
+    logits = x
+    for layer in model.layers:
+        if not isinstance(layer, snn.Dropout):
+            logits = layer.forward(logits)
+    np.testing.assert_allclose(model.predict_proba(X), F.softmax(logits, axis=1), rtol=1e-6)
     train_a, train_b = model.forward(x, training=True), model.forward(x, training=True)
     assert not np.allclose(train_a, train_b)
 
@@ -166,6 +173,7 @@ def test_regression_history_has_regression_metrics():
     assert history.history["r2"][-1] == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(model.layers[0].W[:, 0], [1.5, -2.0], atol=1e-3)
     assert model.predict(X).shape == (64, 1)
+    np.testing.assert_allclose(model.predict(X)[:, 0], y, atol=1e-3)
     with pytest.raises(ValueError, match="predict_proba"):
         model.predict_proba(X)
 

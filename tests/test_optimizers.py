@@ -444,16 +444,27 @@ def test_subnormal_state_values_are_flushed_to_zero():
     params = np.ones(3, dtype=np.float32)
     optimizer = snn.Adam(lr=1e-3)
     optimizer.FLUSH_EVERY = 5
+    twin, twin_params = snn.Adam(lr=1e-3), params.copy()    # the same, never flushing
+    twin.FLUSH_EVERY = 10 ** 9
     zero = np.zeros(3, dtype=np.float32)
-    optimizer.step(params, np.array([1.0, -1.0, 1e-38], dtype=np.float32))
+    first = np.array([1.0, -1.0, 1e-38], dtype=np.float32)
+    optimizer.step(params, first)
+    twin.step(twin_params, first)
     for _ in range(3):
         optimizer.step(params, zero)
+        twin.step(twin_params, zero)
     tiny = np.finfo(np.float32).tiny
     m = optimizer.state["m"]
     assert 0 < m[2] < tiny                    # 1e-38, decayed: subnormal
     assert abs(m[0]) > tiny and abs(m[1]) > tiny
     before, m_before = params.copy(), m.copy()
     optimizer.step(params, zero)              # step 5 flushes
-    assert m[2] == 0
+    twin.step(twin_params, zero)
+    assert m[2] == 0 and twin.state["m"][2] != 0
     np.testing.assert_allclose(m[:2], 0.9 * m_before[:2], rtol=1e-6)   # normal values untouched
     np.testing.assert_allclose(params, before, atol=2e-3)
+    # flushing changed no parameter at all: float32 cannot see a 1e-38 moment's step
+    for _ in range(5):
+        optimizer.step(params, zero)
+        twin.step(twin_params, zero)
+    np.testing.assert_array_equal(params, twin_params)

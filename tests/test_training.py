@@ -147,13 +147,14 @@ def test_custom_and_lambda_callbacks_see_every_hook_in_order():
         def on_train_end(self, logs=None): calls.append("train_end")
 
     ends = []
-    mlp().fit(X, y, loss="cross_entropy", epochs=2, batch_size=20,
-              callbacks=[Spy(), LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(logs["loss"]))])
+    history = mlp().fit(X, y, loss="cross_entropy", epochs=2, batch_size=20,
+                        callbacks=[Spy(), LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(logs["loss"]))])
     assert calls == ["train_begin",
                      "epoch_begin 0", "batch_begin 0", "batch_end 0 20", "batch_begin 1", "batch_end 1 10", "epoch_end 0",
                      "epoch_begin 1", "batch_begin 0", "batch_end 0 20", "batch_begin 1", "batch_end 1 10", "epoch_end 1",
                      "train_end"]
     assert len(ends) == 2 and all(math.isfinite(v) for v in ends)
+    assert ends == history.history["loss"]       # the logs the callback saw are those recorded
     with pytest.raises(ValueError, match="hooks must be among"):
         LambdaCallback(on_epoch_finish=print)
     with pytest.raises(TypeError, match="callbacks must be Callback instances"):

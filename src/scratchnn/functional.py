@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function ``1 / (1 + exp(-x))``, without overflow.
 
     With ``e = exp(-|x|)`` (always in (0, 1]) the two branches
     ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` for x < 0 are the same
     function, and neither exponentiates a large positive number.
     """
-    return sigmoid_from_exp(x, exp_minus_abs(x), out)
+    return sigmoid_from_exp(x, exp_minus_abs(x))
 
 
 def exp_minus_abs(x: np.ndarray) -> np.ndarray:
@@ -27,10 +27,10 @@ def exp_minus_abs(x: np.ndarray) -> np.ndarray:
     return np.exp(e, out=e)
 
 
-def sigmoid_from_exp(x: np.ndarray, e: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
     """``sigmoid(x)`` given ``e = exp(-|x|)`` (which a loss may have computed already)."""
     numerator = np.maximum(e, x >= 0)    # 1 where x >= 0 (True counts as 1), e elsewhere
-    return np.divide(numerator, e + 1, out=numerator if out is None else out)
+    return np.divide(numerator, e + 1, out=numerator)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

@@ -1,16 +1,28 @@
 """Losses. Each takes the model's raw output and the targets and returns the mean
 loss; ``backward()`` then returns dL/d(output), same shape and dtype as the output.
 
+Shapes. Outputs are ``(N, ..., k)``: N samples, any number of middle axes (time
+steps of a recurrent layer, say) and k values per position; ``(N, k)`` is the
+common case. Every loss works along the last axis:
+
+* MSE, MAE, Huber and BinaryCrossEntropy are element-wise and average over all
+  ``N * ... * k`` elements (PyTorch's ``reduction="mean"``).
+* CrossEntropy is a softmax over the last axis, averaged over the ``N * ...``
+  positions: PyTorch's ``nn.CrossEntropyLoss()`` on the logits moved to
+  ``(N, k, ...)``.
+
 The classification losses take logits and fuse the last activation into the
 loss, which is both stable and cheap: for sigmoid + binary cross-entropy and
 softmax + cross-entropy the gradient is ``(p - y) / n``.
 
 ``prepare_target`` is where targets are validated, once per ``fit`` or
-``evaluate``; ``forward`` trusts what it returns.
+``evaluate``; ``forward`` trusts what it returns (the output's full shape, or
+integer labels of the output shape without its last axis for CrossEntropy).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Union
 
 import numpy as np
@@ -41,21 +53,49 @@ class Loss:
     def get_config(self) -> dict:
         return {}
 
-    def prepare_target(self, y, n_outputs: int, dtype: np.dtype, argument: str = "y") -> np.ndarray:
-        """Check ``y`` against an output of ``n_outputs`` columns; return it as
-        ``forward`` expects it: float ``(N, n_outputs)`` for regression losses."""
+    def prepare_target(self, y, output_shape: Union[int, tuple[int, ...]], dtype: np.dtype,
+                       argument: str = "y") -> np.ndarray:
+        """Check ``y`` against the model's per-sample ``output_shape`` (``(k,)`` or
+        ``(..., k)``, without the batch axis; an int k means ``(k,)``) and return it as
+        ``forward`` expects it.
+
+        For the element-wise losses: a finite float array of ``dtype`` with the
+        output's full shape ``(N, ..., k)``. When k = 1, ``y`` may leave out that
+        last axis: ``(N, ...)``, e.g. ``(N,)`` for an ``(N, 1)`` output."""
+        shape = _sample_shape(output_shape)
         y = _as_numeric(y, argument)
-        if y.ndim == 1 and n_outputs == 1:
-            y = y.reshape(-1, 1)
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{argument} must have shape (n_samples, {n_outputs})"
-                             f"{' or (n_samples,)' if n_outputs == 1 else ''} to match the "
-                             f"model's {n_outputs} output(s), got shape {y.shape}")
+        if y.ndim >= 1 and shape[-1] == 1 and y.shape[1:] == shape[:-1]:
+            y = y.reshape(y.shape + (1,))
+        if y.ndim < 1 or y.shape[1:] != shape:
+            alternative = f" or {_batched(shape[:-1])}" if shape[-1] == 1 else ""
+            raise ValueError(f"{argument} must have shape {_batched(shape)}{alternative} to match "
+                             f"the model's {_outputs(shape)}, got shape {y.shape}")
         return as_float_array(y, argument, dtype, min_ndim=1)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _sample_shape(output_shape: Union[int, tuple[int, ...]]) -> tuple[int, ...]:
+    """The per-sample output shape as a tuple; an int k means ``(k,)``."""
+    if isinstance(output_shape, numbers.Integral):
+        return (int(output_shape),)
+    shape = tuple(int(size) for size in output_shape)
+    if not shape:
+        raise ValueError("output_shape must have at least one axis (the k outputs), got ()")
+    return shape
+
+
+def _batched(shape: tuple[int, ...]) -> str:
+    """How a target shape reads in an error message: ``(n_samples, 7, 10)``."""
+    return "(" + ", ".join(["n_samples", *map(str, shape)]) + ("," if not shape else "") + ")"
+
+
+def _outputs(shape: tuple[int, ...]) -> str:
+    """The model's outputs in an error message: "3 output(s)" for the common
+    ``(k,)``, "outputs of shape (7, 10) per sample" otherwise."""
+    return f"{shape[0]} output(s)" if len(shape) == 1 else f"outputs of shape {shape} per sample"
 
 
 def _as_numeric(y, argument: str) -> np.ndarray:
@@ -77,8 +117,13 @@ def _mean(values: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------- regression
 class MSE(Loss):
-    """Mean squared error over all elements: ``L = mean((o - t)^2)``;
-    ``dL/do = 2 (o - t) / size``. Shapes: o, t ``(N, k)``."""
+    """Mean squared error over all elements::
+
+        L = mean((o - t)^2),    dL/do = 2 (o - t) / size
+
+    ``size`` is the number of elements, ``N * ... * k``. Shapes: o, t ``(N, ..., k)``
+    (``prepare_target`` also takes t ``(N, ...)`` when k = 1). PyTorch: ``nn.MSELoss()``.
+    """
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         diff = output - target
@@ -91,8 +136,13 @@ class MSE(Loss):
 
 
 class MAE(Loss):
-    """Mean absolute error over all elements: ``L = mean(|o - t|)``;
-    ``dL/do = sign(o - t) / size`` (0 where o = t)."""
+    """Mean absolute error over all elements::
+
+        L = mean(|o - t|),      dL/do = sign(o - t) / size     (0 where o = t)
+
+    Shapes: o, t ``(N, ..., k)`` (``prepare_target`` also takes t ``(N, ...)`` when
+    k = 1). PyTorch: ``nn.L1Loss()``.
+    """
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         diff = output - target
@@ -110,6 +160,9 @@ class Huber(Loss):
         l(r) = r^2 / 2                     if |r| <= delta
                delta (|r| - delta / 2)     otherwise
         L = mean(l(r)),   dL/do = clip(r, -delta, delta) / size
+
+    Shapes: o, t ``(N, ..., k)`` (``prepare_target`` also takes t ``(N, ...)`` when
+    k = 1). PyTorch: ``nn.HuberLoss(delta=delta)``.
 
     Args:
         delta: where the loss turns from quadratic to linear (default 1.0).
@@ -142,8 +195,11 @@ class BinaryCrossEntropy(Loss):
         L = mean(l),    dL/dz = (sigmoid(z) - t) / size
 
     ``softplus(z) = max(z, 0) + log1p(exp(-|z|))`` never overflows, so logits of
-    +-1000 give finite losses and gradients. Shapes: z, t ``(N, k)``; t may be
-    ``(N,)`` when k = 1. Targets may be probabilities (label smoothing).
+    +-1000 give finite losses and gradients. ``size`` counts all elements.
+
+    Shapes: z, t ``(N, ..., k)``; ``prepare_target`` also takes t ``(N, ...)`` when
+    k = 1. Targets may be probabilities (label smoothing). PyTorch:
+    ``nn.BCEWithLogitsLoss()``.
     """
 
     classification = True
@@ -163,8 +219,10 @@ class BinaryCrossEntropy(Loss):
         grad *= output.dtype.type(1.0 / output.size)
         return grad
 
-    def prepare_target(self, y, n_outputs: int, dtype: np.dtype, argument: str = "y") -> np.ndarray:
-        t = super().prepare_target(y, n_outputs, dtype, argument)
+    def prepare_target(self, y, output_shape: Union[int, tuple[int, ...]], dtype: np.dtype,
+                       argument: str = "y") -> np.ndarray:
+        """As ``Loss.prepare_target``; the values must also lie in [0, 1]."""
+        t = super().prepare_target(y, output_shape, dtype, argument)
         if np.any((t < 0) | (t > 1)):
             raise ValueError(f"{argument} must hold labels 0 and 1 (or probabilities in [0, 1]) "
                              f"for binary cross-entropy, got values in [{t.min()}, {t.max()}]")
@@ -172,34 +230,56 @@ class BinaryCrossEntropy(Loss):
 
     @staticmethod
     def probabilities(output: np.ndarray) -> np.ndarray:
+        """``sigmoid(z)``, element-wise: same shape as the output."""
         return F.sigmoid(output)
 
     @staticmethod
     def predicted_labels(output: np.ndarray) -> np.ndarray:
-        labels = (output > 0).astype(np.int64)
-        return labels[:, 0] if labels.shape[1] == 1 else labels
+        """``z > 0`` as int64: ``(N, ..., k)``, or ``(N, ...)`` when k = 1."""
+        return _drop_single_last_axis((output > 0).astype(np.int64))
 
     @staticmethod
     def true_labels(target: np.ndarray) -> np.ndarray:
-        labels = (target > 0.5).astype(np.int64)
-        return labels[:, 0] if labels.shape[1] == 1 else labels
+        """``t > 0.5`` as int64, shaped like ``predicted_labels``."""
+        return _drop_single_last_axis((target > 0.5).astype(np.int64))
+
+
+def _drop_single_last_axis(labels: np.ndarray) -> np.ndarray:
+    """``(N, ..., 1)`` -> ``(N, ...)``; other shapes unchanged."""
+    return labels[..., 0] if labels.ndim >= 2 and labels.shape[-1] == 1 else labels
 
 
 class CrossEntropy(Loss):
-    """Softmax cross-entropy on logits z ``(N, k)``, averaged over samples::
+    """Softmax cross-entropy on logits z ``(N, ..., k)``, over the last axis. Each
+    of the ``P = N * ...`` positions (a row ``z[n, ..., :]``) is one prediction of
+    k classes, and the loss is averaged over positions::
 
-        log p = z - logsumexp(z)                   (row-wise, max subtracted)
-        L = -mean_n sum_k t[n,k] log p[n,k]
-        dL/dz = (p * sum_k t[n,k] - t) / N         = (p - t) / N for rows summing to 1
+        log p = z - logsumexp(z)                   (over the last axis, max subtracted)
+        L = -(1/P) sum_positions sum_k t[.., k] log p[.., k]
+        dL/dz = (p * sum_k t[.., k] - t) / P       = (p - t) / P for rows summing to 1
 
-    Targets are either integer class labels ``(N,)`` in ``[0, k)`` (``t`` is then
-    their one-hot encoding) or ``(N, k)`` one-hot rows or probabilities.
+    Targets are either integer class labels ``(N, ...)`` in ``[0, k)`` (the output
+    shape without its last axis; ``t`` is then their one-hot encoding) or one-hot
+    rows or probabilities ``(N, ..., k)``. For 2-D outputs that is labels ``(N,)``
+    or rows ``(N, k)``, and P = N.
+
+    This is PyTorch's ``nn.CrossEntropyLoss()`` applied to the logits moved to
+    ``(N, k, ...)``. An N-D output is reshaped to ``(P, k)`` rows (labels to
+    ``(P,)``) and the gradient reshaped back.
     """
 
     classification = True
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
-        n, k = output.shape
+        output_shape = output.shape
+        if output.ndim != 2:
+            # (N, ..., k) -> (P, k) rows; labels (N, ...) -> (P,). A 2-D output
+            # skips this: it is the benchmarked common case.
+            k = output.shape[-1]
+            labels = target.ndim < output.ndim
+            output = output.reshape(-1, k)
+            target = target.reshape(-1) if labels else target.reshape(-1, k)
+        n, k = output.shape          # n = P rows
         # Element [i, j] of these C-ordered (n, k) arrays is element i*k + j of
         # their ravel(): indexing that with one vector is cheaper than [rows, cols].
         row_starts = np.arange(0, n * k, k)
@@ -221,38 +301,46 @@ class CrossEntropy(Loss):
             picked = None
             log_p = shifted - log_sum
             loss = -float(np.add.reduce(target * log_p, axis=None, dtype=np.float64)) / n
-        self._cache = (p, target, picked)
+        self._cache = (p, target, picked, output_shape)
         return loss
 
     def backward(self) -> np.ndarray:
-        p, target, picked = self._saved()
+        p, target, picked, output_shape = self._saved()
         grad = p.copy()
         if target.ndim == 1:
             grad.ravel()[picked] -= 1          # grad[i, y_i] -= 1
         else:
             grad *= np.add.reduce(target, axis=1, keepdims=True)
             grad -= target
-        grad *= grad.dtype.type(1.0 / len(p))
-        return grad
+        grad *= grad.dtype.type(1.0 / len(p))      # len(p) = P, the number of positions
+        return grad if len(output_shape) == 2 else grad.reshape(output_shape)
 
-    def prepare_target(self, y, n_outputs: int, dtype: np.dtype, argument: str = "y") -> np.ndarray:
+    def prepare_target(self, y, output_shape: Union[int, tuple[int, ...]], dtype: np.dtype,
+                       argument: str = "y") -> np.ndarray:
+        """Check ``y`` against the model's per-sample ``output_shape`` ``(..., k)``
+        (an int k means ``(k,)``). Returns int64 class labels ``(N, ...)`` in
+        ``[0, k)``, or float rows of ``dtype`` ``(N, ..., k)`` (one-hot or
+        probabilities, all >= 0)."""
+        shape = _sample_shape(output_shape)
+        k = shape[-1]
         y = _as_numeric(y, argument)
-        if y.ndim == 1:
+        if y.ndim == len(shape) and y.shape[1:] == shape[:-1]:
             if y.dtype.kind == "f":
                 if not np.all(np.isfinite(y)):
                     raise ValueError(f"{argument} contains NaN or infinity")
                 if np.any(y != np.round(y)):
-                    raise ValueError(f"{argument} must hold integer class labels in [0, {n_outputs}), "
+                    raise ValueError(f"{argument} must hold integer class labels in [0, {k}), "
                                      "got non-integer values")
             labels = y.astype(np.int64)
-            bad = (labels < 0) | (labels >= n_outputs)
+            bad = (labels < 0) | (labels >= k)
             if np.any(bad):
-                raise ValueError(f"{argument} must hold class labels in [0, {n_outputs}) for a model "
-                                 f"with {n_outputs} outputs, got {y[bad][0].item()!r}")
+                raise ValueError(f"{argument} must hold class labels in [0, {k}) for a model "
+                                 f"with {k} outputs, got {y[bad][0].item()!r}")
             return labels
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{argument} must be integer labels (n_samples,) or one-hot/probability "
-                             f"rows (n_samples, {n_outputs}), got shape {y.shape}")
+        if y.shape[1:] != shape:
+            raise ValueError(f"{argument} must be integer labels {_batched(shape[:-1])} or "
+                             f"one-hot/probability rows {_batched(shape)} to match the model's "
+                             f"{_outputs(shape)}, got shape {y.shape}")
         t = as_float_array(y, argument, dtype, min_ndim=1)
         if np.any(t < 0):
             raise ValueError(f"{argument} probabilities must be >= 0")
@@ -260,15 +348,21 @@ class CrossEntropy(Loss):
 
     @staticmethod
     def probabilities(output: np.ndarray) -> np.ndarray:
-        return F.softmax(output, axis=1)
+        """Softmax over the last axis: ``(N, ..., k)``, each row summing to 1."""
+        return F.softmax(output, axis=-1)
 
     @staticmethod
     def predicted_labels(output: np.ndarray) -> np.ndarray:
-        return np.argmax(output, axis=1)
+        """The class of the largest logit at each position: int64 ``(N, ...)``."""
+        return np.argmax(output, axis=-1)
 
     @staticmethod
     def true_labels(target: np.ndarray) -> np.ndarray:
-        return target if target.ndim == 1 else np.argmax(target, axis=1)
+        """For a prepared target: integer labels as they are, or the argmax of
+        each one-hot/probability row. Either way ``(N, ...)``."""
+        if target.ndim == 1 or target.dtype.kind in "iu":
+            return target
+        return np.argmax(target, axis=-1)
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -133,7 +133,7 @@ def test_dropout_is_active_only_in_training():
     model = small_model(dropout=0.5)
     model.fit(X, y, loss="cross_entropy", epochs=1)
     np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
-    x = model._check_X(X)
+    x = model.check_input(X)
     # at inference the network is the one without its Dropout layer (inverted dropout: no rescaling)
     logits = x
     for layer in model.layers:

@@ -3,7 +3,7 @@
 The public names; everything else is internal.
 """
 
-from . import datasets, preprocessing, schedules
+from . import datasets, preprocessing, schedules, training
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler,
                         ModelCheckpoint, ReduceLROnPlateau)
 from .gradcheck import gradcheck, numerical_gradient
@@ -11,7 +11,8 @@ from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyR
                      Sigmoid, Softmax, Tanh)
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .io import load, save
-from .model import DivergenceError, Sequential
+from .model import Sequential
+from .training import DivergenceError
 from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 __version__ = "0.1.0"
@@ -24,6 +25,6 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau",
-    "datasets", "preprocessing", "schedules",
+    "datasets", "preprocessing", "schedules", "training",
     "gradcheck", "numerical_gradient",
 ]

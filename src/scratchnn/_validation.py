@@ -7,6 +7,16 @@ import numbers
 
 import numpy as np
 
+#: the dtypes a model computes in
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype, if it is one of ``DTYPES``."""
+    if np.dtype(dtype).name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return np.dtype(dtype)
+
 
 def as_float_array(X, argument: str, dtype: np.dtype, min_ndim: int = 2) -> np.ndarray:
     """``X`` as a finite array of ``dtype`` with at least one sample and ``min_ndim`` axes."""

@@ -199,7 +199,8 @@ class EarlyStopping(Callback):
 
     An epoch improves on the best so far when it is lower by more than
     ``min_delta`` (higher, for accuracy and R2). With ``restore_best_weights``
-    (the default) the model ends with the parameters of its best epoch.
+    (the default) the model ends with the weights of its best epoch: its
+    parameters and its buffers (``model.get_weights()``).
 
     After training, ``best_epoch``, ``best`` and ``stopped_epoch`` (``None`` if it
     never stopped) tell what happened.
@@ -215,7 +216,7 @@ class EarlyStopping(Callback):
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self._monitor.reset()
         self.wait, self.best_epoch, self.stopped_epoch = 0, None, None
-        self._best_params = None
+        self._best_weights = None
 
     @property
     def best(self) -> float:
@@ -226,7 +227,7 @@ class EarlyStopping(Callback):
         if self._monitor.improved(value):
             self.wait, self.best_epoch = 0, epoch
             if self.restore_best_weights:
-                self._best_params = self.model.params.copy()
+                self._best_weights = self.model.get_weights()
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -234,8 +235,8 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:
-        if self.restore_best_weights and self._best_params is not None:
-            self.model.params[...] = self._best_params
+        if self.restore_best_weights and self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
 
 
 class ModelCheckpoint(Callback):

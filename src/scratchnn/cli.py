@@ -27,7 +27,8 @@ from .callbacks import Callback, EarlyStopping, LearningRateScheduler, ReduceLRO
 from .datasets.fashion_mnist import CLASS_NAMES, DatasetNotFoundError
 from .io import load
 from .layers import ACTIVATIONS, Dense, Dropout, Sigmoid
-from .model import DivergenceError, Sequential
+from .model import Sequential
+from .training import DivergenceError
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
 from .schedules import CosineDecay, ExponentialDecay, StepDecay
@@ -271,7 +272,7 @@ def _plots(model: Sequential, data: Data, history, directory: str) -> list[str]:
 
 
 def _predicted_codes(model: Sequential, X: np.ndarray) -> np.ndarray:
-    return model.loss.predicted_labels(model._output(model._check_X(X)))
+    return model.loss.predicted_labels(model.output(X))
 
 
 def _decoded(model: Sequential, codes: np.ndarray) -> np.ndarray:
@@ -337,7 +338,7 @@ def command_predict(args: argparse.Namespace) -> None:
     X = datasets.load_csv_features(args.input, meta.get("feature_names") or None)
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
-    output = model._output(model._check_X(X))      # one forward pass for labels and probabilities
+    output = model.output(X)      # one forward pass for labels and probabilities
     if model.loss.classification:
         predictions = _decoded(model, model.loss.predicted_labels(output))
     else:

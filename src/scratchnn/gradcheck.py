@@ -91,7 +91,7 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         raise TypeError(f"model must be a Sequential or a Layer, got {type(model).__name__}")
     else:
         model = model.astype("float64")   # a copy: the original stays as it is, built or not
-    x = model._check_X(X).copy()
+    x = model.check_input(X).copy()
     model.layers[0].needs_input_grad = True
 
     loss_fn = get_loss(loss) or model.loss
@@ -99,20 +99,24 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         weights = np.random.default_rng(seed).standard_normal((len(x), *model.output_shape))
         loss_fn, target = _ProjectionLoss(weights), None
     else:
-        target = loss_fn.prepare_target(y, int(np.prod(model.output_shape)), model.dtype)
+        target = loss_fn.prepare_target(y, model.output_shape, model.dtype)
 
     rng_state = model.rng.bit_generator.state
+    buffers = model.buffers.copy()
 
     def evaluate() -> float:
-        model.rng.bit_generator.state = rng_state   # same dropout mask every time
+        # The same dropout mask and the same buffers (a running mean that training
+        # mode updates) for every evaluation.
+        model.rng.bit_generator.state = rng_state
+        model.buffers[...] = buffers
         return loss_fn.forward(model.forward(x, training), target)
 
     evaluate()
     grad_in = model.backward(loss_fn.backward())
-    analytic = [grad.copy() for *_, grad in model._views]    # each parameter array's gradient
+    analytic = {name: grad.copy() for name, grad in model.named_gradients()}
 
     errors = {}
-    for (name, view), grad in zip(model.named_parameters(), analytic):
-        errors[name] = relative_error(grad, numerical_gradient(evaluate, view, eps))
+    for name, view in model.named_parameters():
+        errors[name] = relative_error(analytic[name], numerical_gradient(evaluate, view, eps))
     errors["input"] = relative_error(grad_in, numerical_gradient(evaluate, x, eps))
     return errors

@@ -5,11 +5,16 @@ number arrays::
 
     config             uint8 (n,)   UTF-8 bytes of the JSON document below
     params             float (P,)   the model's flat parameter vector
-    optimizer/<name>   float (P,)   each optimizer state vector ("m", "v", "velocity", ...)
+    buffers            float (B,)   the model's flat buffer vector (state that is not
+                                    trained), when the model has buffers
+    optimizer/<name>   float (P,)   each optimizer state vector ("m", "v", "velocity", ...),
+                                    under the meaning its class documents (Adam's "m" and
+                                    "v" are torch.optim.Adam's exp_avg and exp_avg_sq)
 
-and the JSON document (``format_version`` 1) describes everything else::
+and the JSON document (``format_version`` 2) describes everything else::
 
-    {"format": "scratchnn-model", "format_version": 1, "scratchnn_version": "0.1.0",
+    {"format": "scratchnn-model", "format_version": 2, "scratchnn_version": "0.1.0",
+     "model": "Sequential",
      "name": "sequential", "dtype": "float32", "seed": 42, "input_shape": [4],
      "layers": [{"class": "Dense", "config": {"units": 16, "use_bias": true, ...}}, ...],
      "loss": {"class": "cross_entropy", "config": {}},                       (or null)
@@ -18,11 +23,11 @@ and the JSON document (``format_version`` 1) describes everything else::
      "metrics": ["accuracy"],                                                (or null)
      "classes": ["cat", "dog", "bird"],                                      (or null)
      "rng_state": {"bit_generator": "PCG64", "state": {...}, ...},
-     "n_params": 131,
+     "n_params": 131, "n_buffers": 0,
      "metadata": {...}}
 
-``layers[i].class`` is a key of ``scratchnn.layers.LAYERS``, ``loss.class`` a key
-of ``LOSSES`` and ``optimizer.class`` a key of ``OPTIMIZERS``; each ``config``
+``model`` is a key of ``MODELS``, ``layers[i].class`` a key of ``scratchnn.layers.LAYERS``,
+``loss.class`` a key of ``LOSSES`` and ``optimizer.class`` a key of ``OPTIMIZERS``; each ``config``
 holds the keyword arguments of that class's constructor. ``rng_state`` is the
 state of ``model.rng``, so training resumed from a file shuffles and drops out
 exactly as an uninterrupted run would.
@@ -34,6 +39,13 @@ declare, and checks every field, the size of every array and the finiteness of
 every value before it returns a model. ``save`` writes a temporary file in the
 target's directory and renames it over the target, so a crash or a full disk
 never leaves a half-written model behind.
+
+Files of format 1 (scratchnn 0.1.0 before buffers) still load: they have no
+``model``, ``n_buffers`` or ``buffers``, and their Adam and AdamW state holds
+``m / (1 - beta1)`` and ``v / (1 - beta2)``, which ``load`` converts to the moments.
+
+This module knows models only through their public API; it never imports
+``scratchnn.model`` (which imports it): ``MODELS`` is filled in by that module.
 """
 
 from __future__ import annotations
@@ -53,17 +65,22 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import metrics as _metrics
+from ._validation import DTYPES
 from .layers import LAYERS
 from .losses import LOSSES
-from .model import DTYPES, Sequential
 from .optimizers import OPTIMIZERS
 
 FORMAT = "scratchnn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-_FIELDS = ("format", "format_version", "scratchnn_version", "name", "dtype", "seed",
-           "input_shape", "layers", "loss", "optimizer", "metrics", "classes", "rng_state",
-           "n_params", "metadata")
+#: Model classes by the name a file gives them (scratchnn.model adds Sequential).
+MODELS: dict[str, type] = {}
+
+_FIELDS_V1 = ("format", "format_version", "scratchnn_version", "name", "dtype", "seed",
+              "input_shape", "layers", "loss", "optimizer", "metrics", "classes", "rng_state",
+              "n_params", "metadata")
+_FIELDS = {1: _FIELDS_V1, 2: (*_FIELDS_V1, "model", "n_buffers")}
 _STATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # What reading a damaged or hostile archive can raise inside numpy and zipfile.
 _READ_ERRORS = (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError,
@@ -73,12 +90,12 @@ PathLike = Union[str, os.PathLike]
 
 
 # ============================================================================ save
-def save(model: Sequential, path: PathLike, include_optimizer: bool = True,
+def save(model, path: PathLike, include_optimizer: bool = True,
          metadata: Optional[dict] = None) -> str:
     """Write ``model`` to one ``.npz`` file, atomically; return the path written.
 
     Args:
-        model: a built Sequential.
+        model: a built model (a Sequential).
         path: the file; ``".npz"`` is appended when the name does not end with it.
             An existing file is replaced only once the new one is complete.
         include_optimizer: also save the optimizer's settings and state vectors,
@@ -89,7 +106,7 @@ def save(model: Sequential, path: PathLike, include_optimizer: bool = True,
             as numbers and lists. Defaults to ``model.metadata`` when the model
             has one (a loaded model does), else ``{}``.
     """
-    if not isinstance(model, Sequential):
+    if not isinstance(model, tuple(MODELS.values())):
         raise TypeError(f"model must be a scratchnn Sequential, got {type(model).__name__}")
     if not model.built:
         raise RuntimeError("the model is not built yet: call build(input_shape), or fit or "
@@ -100,6 +117,8 @@ def save(model: Sequential, path: PathLike, include_optimizer: bool = True,
     text = json.dumps(document, allow_nan=False, ensure_ascii=False)
     arrays = {"config": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
               "params": model.params}
+    if model.buffers.size:
+        arrays["buffers"] = model.buffers
     arrays.update({f"optimizer/{name}": vector for name, vector in state.items()})
     path = os.fspath(path)
     if not path.endswith(".npz"):
@@ -108,7 +127,7 @@ def save(model: Sequential, path: PathLike, include_optimizer: bool = True,
     return path
 
 
-def _describe(model: Sequential, include_optimizer: bool, metadata) -> tuple[dict, dict]:
+def _describe(model, include_optimizer: bool, metadata) -> tuple[dict, dict]:
     """The JSON document of ``model`` and the optimizer state vectors to store."""
     from . import __version__
 
@@ -154,6 +173,7 @@ def _describe(model: Sequential, include_optimizer: bool, metadata) -> tuple[dic
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "scratchnn_version": __version__,
+        "model": _registry_key(MODELS, model, "model", "MODELS"),
         "name": model.name,
         "dtype": model.dtype.name,
         "seed": None if model.seed is None else int(model.seed),
@@ -165,6 +185,7 @@ def _describe(model: Sequential, include_optimizer: bool, metadata) -> tuple[dic
         "classes": _classes_to_json(model.classes),
         "rng_state": _jsonable(model.rng.bit_generator.state, "model.rng state"),
         "n_params": int(model.params.size),
+        "n_buffers": int(model.buffers.size),
         "metadata": _jsonable(metadata, "metadata"),
     }
     return document, {k: state[k] for k in sorted(state)}
@@ -280,7 +301,7 @@ class _BadField(Exception):
     """The file is a model archive, but a field or an array in it is invalid."""
 
 
-def load(path: PathLike) -> Sequential:
+def load(path: PathLike):
     """Read a model written by ``save``; return it ready to ``predict`` or to
     resume ``fit`` (loss, optimizer state, class labels and random state restored).
 
@@ -323,7 +344,7 @@ def _open_archive(path: str):
             yield archive, os.fstat(f.fileno()).st_size
 
 
-def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int) -> Sequential:
+def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int):
     try:
         members = archive.zip.infolist()
     except _READ_ERRORS as error:
@@ -345,7 +366,10 @@ def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int) -> Sequential:
     doc = _read_document(archive, infos["config"])
     spec = _check_document(doc)
 
+    version = spec["format_version"]
     expected_arrays = {"config", "params", *(f"optimizer/{n}" for n in spec["state_names"])}
+    if spec["n_buffers"]:
+        expected_arrays.add("buffers")
     unexpected = sorted(set(infos) - expected_arrays)
     if unexpected:
         raise _BadField(f"unexpected array(s) {unexpected}")
@@ -355,37 +379,42 @@ def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int) -> Sequential:
 
     layers = [_construct(LAYERS, entry, f"layers[{i}]", "LAYERS")
               for i, entry in enumerate(spec["layers"])]
-    # Count the parameters the layers declare before the model allocates any:
-    # with every array's size checked against the bytes it holds, a small file
-    # cannot make load allocate a large model.
-    n_params = spec["n_params"]
-    counted = _count_params(layers, spec["input_shape"])
-    if counted != n_params:
-        raise _BadField(f"the layers declare {counted} parameters for input_shape "
+    # Count what the layers declare before the model allocates any of it: with
+    # every array's size checked against the bytes it holds, a small file cannot
+    # make load allocate a large model.
+    n_params, n_buffers = spec["n_params"], spec["n_buffers"]
+    counted_params, counted_buffers = _count_declared(layers, spec["input_shape"])
+    if counted_params != n_params:
+        raise _BadField(f"the layers declare {counted_params} parameters for input_shape "
                         f"{spec['input_shape']}, but n_params is {n_params}")
+    if counted_buffers != n_buffers:
+        raise _BadField(f"the layers declare {counted_buffers} buffer values for input_shape "
+                        f"{spec['input_shape']}, but " + (f"n_buffers is {n_buffers}" if version >= 2
+                                                          else "format 1 holds no buffers"))
     dtype = np.dtype(spec["dtype"])
-    vectors = {name: _read_vector(archive, infos[name], name, n_params, dtype)
+    vectors = {name: _read_vector(archive, infos[name], name,
+                                  n_buffers if name == "buffers" else n_params, dtype)
                for name in sorted(expected_arrays - {"config"})}
 
     try:
-        model = Sequential(layers, seed=spec["seed"], dtype=spec["dtype"], name=spec["name"])
+        model = MODELS[spec["model"]](layers, seed=spec["seed"], dtype=spec["dtype"], name=spec["name"])
         model.build(spec["input_shape"])
     except (TypeError, ValueError) as error:
         raise _BadField(f"the model cannot be rebuilt: {error}") from None
-    if model.params.size != n_params:   # _count_params guarantees this; keep the check cheap
-        raise _BadField(f"params has {n_params} values, but the model has {model.params.size}")
     model.params[...] = vectors["params"]
+    if "buffers" in vectors:
+        model.buffers[...] = vectors["buffers"]
 
     if spec["loss"] is not None:
         model.loss = _construct(LOSSES, spec["loss"], "loss", "LOSSES")
     model.metrics = spec["metrics"]
     if model.loss is not None and model.metrics is not None:
         try:
-            model._check_metrics()
+            _metrics.check_names(model.metrics, model.loss)
         except ValueError as error:
             raise _BadField(f"metrics: {error}") from None
     if spec["optimizer"] is not None:
-        model.optimizer = _restore_optimizer(spec["optimizer"], vectors, model)
+        model.optimizer = _restore_optimizer(spec["optimizer"], vectors, model, version)
     if spec["classes"] is not None:
         model.classes = np.asarray(spec["classes"])
     _restore_rng(model, spec["rng_state"])
@@ -429,10 +458,11 @@ def _check_document(doc: dict) -> dict:
         raise _BadField(f"it was written in model format version {version}, but scratchnn "
                         f"{__version__} reads version {FORMAT_VERSION} only; upgrade scratchnn "
                         "to load it")
-    missing = [k for k in _FIELDS if k not in doc]
+    fields = _FIELDS[version]
+    missing = [k for k in fields if k not in doc]
     if missing:
         raise _BadField(f"missing field(s) {missing}")
-    unknown = sorted(set(doc) - set(_FIELDS))
+    unknown = sorted(set(doc) - set(fields))
     if unknown:
         raise _BadField(f"unknown field(s) {unknown}")
 
@@ -449,6 +479,10 @@ def _check_document(doc: dict) -> dict:
     need(isinstance(shape, list) and len(shape) > 0 and all(_is_int(s) and s > 0 for s in shape),
          "input_shape", "a non-empty list of positive integers")
     need(_is_int(doc["n_params"]) and doc["n_params"] >= 0, "n_params", "a non-negative integer")
+    if version == 1:
+        doc = {**doc, "model": "Sequential", "n_buffers": 0}
+    need(doc["model"] in MODELS, "model", f"one of {sorted(MODELS)}")
+    need(_is_int(doc["n_buffers"]) and doc["n_buffers"] >= 0, "n_buffers", "a non-negative integer")
     layers = doc["layers"]
     need(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
     for i, entry in enumerate(layers):
@@ -532,20 +566,22 @@ def _construct(registry: dict, entry: dict, where: str, registry_name: str):
         raise _BadField(f"{where} ({cls.__name__}): {error}") from None
 
 
-def _count_params(layers: list, input_shape: list) -> int:
-    """The parameter count of ``layers`` for ``input_shape``, without allocating it."""
-    shape, total = tuple(input_shape), 0
-    rng = np.random.default_rng(0)   # layers declare parameters in build; they draw nothing
+def _count_declared(layers: list, input_shape: list) -> tuple[int, int]:
+    """How many parameters and buffer values ``layers`` declare for ``input_shape``,
+    without allocating them."""
+    shape, n_params, n_buffers = tuple(input_shape), 0, 0
+    rng = np.random.default_rng(0)   # layers declare in build; they draw nothing
     for i, layer in enumerate(layers):
-        layer.params = []
+        layer.param_specs, layer.buffer_specs = [], []
         try:
             shape = tuple(layer.build(shape, rng))
         except (TypeError, ValueError) as error:
             raise _BadField(f"layers[{i}] ({type(layer).__name__}) cannot take inputs of shape "
                             f"{shape}: {error}") from None
-        total += sum(p.size for p in layer.params)
-        layer.params = []
-    return total
+        n_params += sum(spec.size for spec in layer.param_specs)
+        n_buffers += sum(spec.size for spec in layer.buffer_specs)
+        layer.param_specs, layer.buffer_specs = [], []
+    return n_params, n_buffers
 
 
 # ------------------------------------------------------------------------ arrays
@@ -584,7 +620,8 @@ def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np
         raise _BadField(f"the array {name!r} has dtype {file_dtype}, but the model's dtype is "
                         f"{dtype.name}")
     if shape != (size,):
-        raise _BadField(f"the array {name!r} has shape {shape}, but the model has n_params = "
+        count = "n_buffers" if name == "buffers" else "n_params"
+        raise _BadField(f"the array {name!r} has shape {shape}, but the model has {count} = "
                         f"{size} (expected shape ({size},))")
     vector = _read_array(archive, name)     # the shape checked above, from the same header
     if not np.all(np.isfinite(vector)):
@@ -594,22 +631,25 @@ def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np
 
 
 # -------------------------------------------------------------- optimizer and rng
-def _restore_optimizer(entry: dict, vectors: dict, model: Sequential):
+def _restore_optimizer(entry: dict, vectors: dict, model, version: int):
     optimizer = _construct(OPTIMIZERS, entry, "optimizer", "OPTIMIZERS")
     iterations = entry["iterations"]
     names = set(entry["state"])
     # The state an optimizer of these settings keeps once it has taken a step.
-    expected = set(optimizer._initial_state(model.params)) if iterations > 0 else set()
+    expected = set(optimizer.state_names()) if iterations > 0 else set()
     if names != expected:
         raise _BadField(f"optimizer ({type(optimizer).__name__}, {iterations} iterations) keeps "
                         f"the state {sorted(expected)}, but the file has {sorted(names)}")
     # load_state_dict copies them (the byte order may still differ, the size does not)
     state = {name: vectors[f"optimizer/{name}"].astype(model.dtype, copy=False) for name in names}
+    if version == 1 and "m" in state and hasattr(optimizer, "beta1"):
+        # Format 1 kept Adam's moments without their constant factors.
+        state = {"m": state["m"] * (1 - optimizer.beta1), "v": state["v"] * (1 - optimizer.beta2)}
     optimizer.load_state_dict({"iterations": iterations, **state})
     return optimizer
 
 
-def _restore_rng(model: Sequential, state: dict) -> None:
+def _restore_rng(model, state: dict) -> None:
     """Set the state of ``model.rng`` in place: the layers hold the same Generator."""
     bit_generator = model.rng.bit_generator
     expected = type(bit_generator).__name__

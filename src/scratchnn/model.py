@@ -1,73 +1,37 @@
-"""Sequential: a stack of layers trained as one flat parameter vector."""
+"""Sequential: a stack of layers, the flat vectors they share, and what a user calls.
+
+The model owns three flat vectors and hands each layer named views into them:
+
+    params    every trained parameter, layer after layer   (layer.W, layer.b, ...)
+    grads     their gradients, in the same order            (layer.dW, layer.db, ...)
+    buffers   state that is not trained                     (layer.running_mean, ...)
+
+Optimizers, weight decay and gradient checks work on ``params`` and ``grads`` only;
+model files, ``get_weights``/``set_weights``, copies and ``astype`` carry ``buffers``
+too. The training loop is ``scratchnn.training``; ``fit`` delegates to it.
+"""
 
 from __future__ import annotations
 
 import copy
-import math
 import numbers
-import operator
-import signal
-import sys
-import threading
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _memory
-from ._validation import as_float_array, check_number, check_positive_int, check_same_length
-from .callbacks import Callback, EpochLogger, History, ProgressBar
+from . import _memory, io
+from . import metrics as _metrics
+from . import training
+from ._validation import as_float_array, check_dtype, check_positive_int, check_same_length
+from .callbacks import Callback, History
 from .layers.base import Layer
 from .losses import Loss, get_loss
-from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from .optimizers import Adam, Optimizer, get_optimizer
+from .optimizers import Optimizer, get_optimizer
+from .training import DivergenceError, quiet_overflow
 
-DTYPES = ("float32", "float64")
+__all__ = ["Sequential", "DivergenceError"]
 
-
-def _check_dtype(dtype) -> None:
-    if np.dtype(dtype).name not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-
-
-def _quiet_overflow() -> np.errstate:
-    """Silence NumPy's overflow and invalid-value warnings inside the network (training
-    steps, inference): overflow there is reported by the caller with what caused it (a
-    DivergenceError naming the layer and step, or the sample whose output is not finite);
-    NumPy's warnings would only say "overflow in matmul"."""
-    return np.errstate(over="ignore", invalid="ignore")
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a NaN or infinite loss or gradient."""
-
-
-class _StopOnInterrupt:
-    """While active, the first Ctrl-C only sets ``requested`` (fit checks it after
-    each batch); a second one raises KeyboardInterrupt as usual. Signal handlers
-    can be set only in the main thread; elsewhere this does nothing."""
-
-    def __enter__(self) -> "_StopOnInterrupt":
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def _defines(callback: Callback, hook: str) -> bool:
-    """Whether ``callback`` does something in ``hook`` (a method of its class, or a
-    function set on the instance, as LambdaCallback does)."""
-    method = getattr(callback, hook)
-    return getattr(method, "__func__", method) is not getattr(Callback, hook)
+_VECTOR_NAMES = {"params": "parameter", "grads": "gradient", "buffers": "buffer"}
 
 
 class Sequential:
@@ -82,11 +46,15 @@ class Sequential:
 
     Parameters live in one flat vector ``model.params`` and their gradients in
     ``model.grads``; every layer's ``W``, ``b``, ``dW``, ``db`` are views into
-    them. ``model.backward`` fills ``grads``; a training step (``train_step``,
-    ``fit``) then lets the optimizer use them as scratch space, so read
+    them. State that is not trained (batch norm's running statistics) lives in
+    ``model.buffers``, viewed the same way. ``model.backward`` fills ``grads``; a
+    training step then lets the optimizer use them as scratch space, so read
     gradients after ``backward``, not after a step. The model is built (input
     size inferred, parameters initialized) on the first call to ``fit``,
     ``predict`` or ``evaluate``, or by ``build``.
+
+    A copy (``copy.deepcopy``, ``pickle``, ``astype``) gets vectors of its own and
+    views into them: it predicts and trains exactly as the original does.
 
     Args:
         layers: the layers, first to last.
@@ -97,10 +65,9 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer] = (), *, seed: Optional[int] = None,
                  dtype: str = "float32", name: str = "sequential") -> None:
-        _check_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.name = name
@@ -109,14 +76,15 @@ class Sequential:
         self.output_shape: Optional[tuple] = None
         self.params: Optional[np.ndarray] = None
         self.grads: Optional[np.ndarray] = None
+        self.buffers: Optional[np.ndarray] = None
         self.loss: Optional[Loss] = None
         self.optimizer: Optional[Optimizer] = None
         self.metrics: Optional[list[str]] = None
         self.classes: Optional[np.ndarray] = None
         self.history: Optional[History] = None
         self.stop_training = False
-        self._views: list[tuple[Layer, str, np.ndarray, np.ndarray]] = []
-        self._view_checks: tuple = ((), (), ())
+        # (qualified name, layer, attribute, view, vector) of every bound view
+        self._views: list[tuple[str, Layer, str, np.ndarray, str]] = []
         for layer in layers:
             self.add(layer)
 
@@ -138,7 +106,7 @@ class Sequential:
 
     def build(self, input_shape: Sequence[int]) -> "Sequential":
         """Build every layer for samples of ``input_shape`` (no batch axis), then
-        allocate and initialize the flat parameter vector."""
+        allocate the flat vectors and initialize the parameters and buffers."""
         if not self.layers:
             raise ValueError("the model has no layers")
         shape = tuple(check_positive_int(s, "input_shape") for s in input_shape)
@@ -148,7 +116,8 @@ class Sequential:
             if layer.name is None:
                 layer.name = f"{layer.kind}_{counts.get(layer.kind, 0)}"
                 counts[layer.kind] = counts.get(layer.kind, 0) + 1
-            layer.dtype, layer.rng, layer.params = self.dtype, self.rng, []
+            layer.dtype, layer.rng = self.dtype, self.rng
+            layer.param_specs, layer.buffer_specs = [], []
             layer.input_shape = shape
             shape = tuple(layer.build(shape, self.rng))
             layer.output_shape = shape
@@ -156,76 +125,134 @@ class Sequential:
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
         self.output_shape = shape
-        size = sum(p.size for layer in self.layers for p in layer.params)
-        self.params = _memory.zeros(size, self.dtype)
-        self.grads = _memory.zeros(size, self.dtype)
+        n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
+        n_buffers = sum(spec.size for layer in self.layers for spec in layer.buffer_specs)
+        self.params = _memory.zeros(n_params, self.dtype)
+        self.grads = _memory.zeros(n_params, self.dtype)
+        self.buffers = np.zeros(n_buffers, self.dtype)
         self._bind()
         for layer in self.layers:
-            for p in layer.params:
-                getattr(layer, p.name)[...] = p.initializer(self.rng, p.shape, p.fan_in, p.fan_out)
+            for spec in layer.param_specs:
+                getattr(layer, spec.name)[...] = spec.initializer(self.rng, spec.shape, spec.fan_in,
+                                                                  spec.fan_out)
+            for spec in layer.buffer_specs:
+                getattr(layer, spec.name)[...] = spec.fill
         return self
 
     def _bind(self) -> None:
-        """Hand each layer its views into ``params`` and ``grads``."""
+        """Hand each layer its views into ``params``, ``grads`` and ``buffers``."""
         self._views = []
-        offset = 0
+        param_offset = buffer_offset = 0
+
+        def bind(layer, attribute, vector_name, offset, spec):
+            view = getattr(self, vector_name)[offset:offset + spec.size].reshape(spec.shape)
+            setattr(layer, attribute, view)
+            self._views.append((f"{layer.name}.{spec.name}", layer, attribute, view, vector_name))
+
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = i > 0   # nothing needs dL/dX of the data
-            for p in layer.params:
-                param = self.params[offset:offset + p.size].reshape(p.shape)
-                grad = self.grads[offset:offset + p.size].reshape(p.shape)
-                setattr(layer, p.name, param)
-                setattr(layer, "d" + p.name, grad)
-                self._views.append((layer, p.name, param, grad))
-                offset += p.size
-        checks = [(layer, attr, view) for layer, name, param, grad in self._views
-                  for attr, view in ((name, param), ("d" + name, grad))]
-        self._view_checks = tuple(zip(*checks)) if checks else ((), (), ())
+            for spec in layer.param_specs:
+                bind(layer, spec.name, "params", param_offset, spec)
+                bind(layer, "d" + spec.name, "grads", param_offset, spec)
+                param_offset += spec.size
+            for spec in layer.buffer_specs:
+                bind(layer, spec.name, "buffers", buffer_offset, spec)
+                buffer_offset += spec.size
 
     def check_parameter_views(self) -> None:
-        """Raise if a layer replaced one of its parameter or gradient arrays
+        """Raise if a layer replaced one of its parameter, gradient or buffer arrays
         (``self.W = ...``) instead of writing into it (``self.W[...] = ...``):
-        a replaced array is no longer trained, saved or checked."""
-        # The common case, all in place, in one pass of C-level iteration.
-        layers, attrs, views = self._view_checks
-        if all(map(operator.is_, map(getattr, layers, attrs), views)):
-            return
-        for layer, name, param, grad in self._views:
-            for attr, view, vector in ((name, param, "parameter"), ("d" + name, grad, "gradient")):
-                if getattr(layer, attr, None) is not view:
-                    raise RuntimeError(
-                        f"layer {layer.name!r} rebound {attr!r}: it is no longer a view of the "
-                        f"model's flat {vector} vector. Write in place instead "
-                        f"(self.{attr}[...] = value, or np.matmul(..., out=self.{attr}))")
+        a replaced array is no longer trained, saved or checked. ``fit`` checks
+        after its first epoch and at the end."""
+        for _, layer, attribute, view, vector_name in self._views:
+            if getattr(layer, attribute, None) is not view:
+                raise RuntimeError(
+                    f"layer {layer.name!r} rebound {attribute!r}: it is no longer a view of the "
+                    f"model's flat {_VECTOR_NAMES[vector_name]} vector. Write in place instead "
+                    f"(self.{attribute}[...] = value, or np.matmul(..., out=self.{attribute}))")
+
+    def _named(self, vector_name: str) -> list[tuple[str, np.ndarray]]:
+        return [(name, view) for name, _, _, view, vector in self._views if vector == vector_name]
 
     def named_parameters(self) -> list[tuple[str, np.ndarray]]:
-        """``[("dense_0.W", view), ...]`` in the order of the flat vector."""
-        return [(f"{layer.name}.{name}", getattr(layer, name)) for layer, name, _, _ in self._views]
+        """``[("dense_0.W", view), ...]`` in the order of ``params``."""
+        return self._named("params")
+
+    def named_gradients(self) -> list[tuple[str, np.ndarray]]:
+        """``[("dense_0.W", view of dL/dW), ...]``: the same names, views into ``grads``."""
+        return self._named("grads")
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """``[("layer.running_mean", view), ...]`` in the order of ``buffers``."""
+        return self._named("buffers")
 
     def count_params(self) -> int:
+        """The number of trained parameters (buffers not included)."""
         return 0 if self.params is None else int(self.params.size)
 
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by name: ``{"dense_0.W": array, ...,
+        "norm_0.running_mean": array}``; ``set_weights`` takes it back."""
+        self._require_built("get_weights()")
+        return {name: view.copy() for name, view in self.named_parameters() + self.named_buffers()}
+
+    def set_weights(self, weights: dict) -> None:
+        """Write every parameter and buffer from ``weights`` (what ``get_weights``
+        returned): the same names, shapes matching, values finite. Nothing is
+        written unless all of them are valid."""
+        self._require_built("set_weights()")
+        if not isinstance(weights, dict):
+            raise TypeError(f"weights must be a dict of arrays by name (what get_weights() "
+                            f"returns), got {type(weights).__name__}")
+        targets = dict(self.named_parameters() + self.named_buffers())
+        missing, unknown = sorted(set(targets) - set(weights)), sorted(set(weights) - set(targets))
+        if missing or unknown:
+            raise ValueError(f"weights must have exactly the names {list(targets)}; "
+                             f"missing {missing}, unknown {unknown}")
+        values = {}
+        for name, view in targets.items():
+            value = as_float_array(weights[name], f"weights[{name!r}]", self.dtype, min_ndim=0)
+            if value.shape != view.shape:
+                raise ValueError(f"weights[{name!r}] has shape {value.shape}, expected {view.shape}")
+            values[name] = value
+        for name, view in targets.items():
+            view[...] = values[name]
+
     def astype(self, dtype: str) -> "Sequential":
-        """A copy of this model with parameters (and optimizer state) cast to ``dtype``."""
-        _check_dtype(dtype)
+        """A copy of this model with parameters, buffers and optimizer state cast to ``dtype``."""
         clone = copy.deepcopy(self)
-        clone.dtype = np.dtype(dtype)
+        clone.dtype = check_dtype(dtype)
         for layer in clone.layers:
             layer.dtype = clone.dtype
-            layer._cache = None
-        if clone.built:      # in the memory build() gives them (see _memory)
-            clone.params = _memory.copy(self.params.astype(dtype, copy=False))
-            clone.grads = _memory.copy(self.grads.astype(dtype, copy=False))
+        if clone.built:
+            for vector_name in ("params", "grads", "buffers"):
+                setattr(clone, vector_name, _memory.copy(getattr(clone, vector_name).astype(dtype)))
             clone._bind()
         if clone.optimizer is not None and clone.optimizer.state:
             clone.optimizer.load_state_dict({k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
                                              for k, v in clone.optimizer.state_dict().items()})
         return clone
 
+    def __setstate__(self, state: dict) -> None:
+        """After ``pickle`` or ``copy.deepcopy``: the flat vectors arrive as arrays of
+        their own and the layers without their views (``Layer.__getstate__``);
+        put the vectors back in the memory ``build`` gives and bind the views again."""
+        self.__dict__.update(state)
+        if self.built:
+            for vector_name in ("params", "grads", "buffers"):
+                setattr(self, vector_name, _memory.copy(getattr(self, vector_name)))
+            self._bind()
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise RuntimeError(f"the model is not built yet: call build(input_shape), or fit or "
+                               f"predict once, before {what}")
+
     # ------------------------------------------------------------------ compute
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Raw outputs (logits for classification losses) of a batch ``x`` that
-        is already checked and of the model's dtype."""
+        is already checked and of the model's dtype. Layers change their buffers
+        only when ``training`` is true."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -251,43 +278,33 @@ class Sequential:
         if metrics is not None:
             self.metrics = list(metrics)
         if self.loss is not None:
-            self._check_metrics()
+            _metrics.check_names(self.metrics, self.loss)
         return self
 
-    def _check_metrics(self) -> None:
-        available = self._available_metrics()
-        for name in self.metrics or []:
-            if name not in available:
-                raise ValueError(f"metrics must be names from {sorted(available)} for "
-                                 f"{type(self.loss).__name__}, got {name!r}")
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics ``fit`` logs and ``evaluate`` returns: ``metrics`` when set,
+        else the loss's defaults (accuracy; or mae and r2)."""
+        return self.metrics if self.metrics is not None else _metrics.default_names(self.loss)
 
-    def _available_metrics(self) -> dict:
-        return CLASSIFICATION_METRICS if self.loss.classification else REGRESSION_METRICS
-
-    def _metric_names(self) -> list[str]:
-        if self.metrics is not None:
-            return self.metrics
-        return ["accuracy"] if self.loss.classification else ["mae", "r2"]
-
-    def _metric_truth(self, target: np.ndarray) -> np.ndarray:
-        """What metrics compare predictions with: class labels, or the targets themselves."""
-        return self.loss.true_labels(target) if self.loss.classification else target
-
-    def compute_metrics(self, target: np.ndarray, output: np.ndarray,
-                        truth: Optional[np.ndarray] = None) -> dict[str, float]:
+    def compute_metrics(self, target: np.ndarray, output: np.ndarray) -> dict[str, float]:
         """The model's metrics of raw ``output`` against a prepared ``target``
-        (``truth``: ``_metric_truth(target)``, when the caller has it already)."""
-        names = self._metric_names()
+        (what ``check_data`` returns)."""
+        names = self.metric_names
         if not names:
             return {}
-        if truth is None:
-            truth = self._metric_truth(target)
-        predicted = self.loss.predicted_labels(output) if self.loss.classification else output
-        available = self._available_metrics()
+        if self.loss.classification:
+            truth, predicted = self.loss.true_labels(target), self.loss.predicted_labels(output)
+        else:
+            truth, predicted = target, output
+        available = _metrics.available(self.loss)
         return {name: available[name](truth, predicted) for name in names}
 
     # ------------------------------------------------------------------- checks
-    def _check_X(self, X, argument: str = "X") -> np.ndarray:
+    def check_input(self, X, argument: str = "X") -> np.ndarray:
+        """``X`` as a finite array of the model's dtype whose samples have the
+        model's input shape (building the model on first use); else an error
+        naming ``argument``."""
         X = as_float_array(X, argument, self.dtype)
         if not self.built:
             self.build(X.shape[1:])
@@ -298,11 +315,13 @@ class Sequential:
                              f"expects {expected}")
         return X
 
-    def _check_Xy(self, X, y, x_name: str = "X", y_name: str = "y") -> tuple[np.ndarray, np.ndarray]:
-        X = self._check_X(X, x_name)
+    def check_data(self, X, y, x_name: str = "X", y_name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+        """``(X, target)``: ``check_input(X)``, and ``y`` checked and converted by the
+        loss for the model's output shape (labels, one-hot rows or values), of the same length."""
+        X = self.check_input(X, x_name)
         if y is None:
             raise ValueError(f"{y_name} is required, got None")
-        target = self.loss.prepare_target(y, int(np.prod(self.output_shape)), self.dtype, y_name)
+        target = self.loss.prepare_target(y, self.output_shape, self.dtype, y_name)
         check_same_length(X, target, x_name, y_name)
         return X, target
 
@@ -312,66 +331,20 @@ class Sequential:
                              "loss='cross_entropy') to fit() or compile()")
 
     # ----------------------------------------------------------------- training
-    def train_step(self, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-        """One step on one batch: forward, loss, backward, optimizer. Returns the
-        batch loss and the outputs.
-
-        Raises DivergenceError, before the optimizer changes anything, when the
-        loss or a gradient is NaN or infinite; the weights stay the last finite ones.
-        """
-        with _quiet_overflow():
-            return self._train_step(x, target)
-
-    def _train_step(self, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-        """``train_step`` for callers that have entered ``_quiet_overflow()`` already
-        (``fit`` enters it once: entering it costs as much as a fifth of an XOR step)."""
-        output = self.forward(x, training=True)
-        loss = self.loss.forward(output, target)
-        if not math.isfinite(loss):
-            raise DivergenceError(self._diagnose_forward(x))
-        self.backward(self.loss.backward())
-        # One BLAS pass: the squared norm is NaN or inf when any gradient is
-        # (or when the norm itself overflows, which is divergence too).
-        if not math.isfinite(float(np.dot(self.grads, self.grads))):
-            raise DivergenceError(self._diagnose_gradients())
-        self.optimizer.step(self.params, self.grads, overwrite_grads=True)
-        return loss, output
-
-    def _diagnose_forward(self, x: np.ndarray) -> str:
-        step = self.optimizer.iterations + 1
-        for layer, name, param, _ in self._views:
-            if not np.all(np.isfinite(param)):
-                return f"step {step}: parameter {name!r} of layer {layer.name!r} is NaN or infinite"
-        with np.errstate(all="ignore"):
-            for layer in self.layers:
-                x = layer.forward(x, training=True)
-                if not np.all(np.isfinite(x)):
-                    return (f"step {step}: the output of layer {layer.name!r} ({type(layer).__name__}) "
-                            "became NaN or infinite; lower the learning rate or scale the inputs")
-        return f"step {step}: the loss ({type(self.loss).__name__}) became NaN or infinite"
-
-    def _diagnose_gradients(self) -> str:
-        step = self.optimizer.iterations + 1
-        for layer, name, _, grad in reversed(self._views):
-            if not np.all(np.isfinite(grad)) or not math.isfinite(float(np.dot(grad.ravel(), grad.ravel()))):
-                return (f"step {step}: the gradient of {name!r} in layer {layer.name!r} "
-                        f"({type(layer).__name__}) is NaN or infinite (or its norm overflows); "
-                        "lower the learning rate or scale the inputs")
-        return f"step {step}: the gradient norm overflows"
-
     def fit(self, X, y, *, loss: Union[str, Loss, None] = None,
             optimizer: Union[str, Optimizer, None] = None,
             metrics: Optional[Sequence[str]] = None,
             epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
             validation_data: Optional[tuple] = None, validation_split: float = 0.0,
             callbacks: Sequence[Callback] = (), verbose: int = 0) -> History:
-        """Train the model; return a History of per-epoch figures.
+        """Train the model; return a History of per-epoch figures. The loop is
+        ``scratchnn.training.fit``.
 
         Args:
             X: inputs ``(N, features...)``.
             y: targets: integer labels ``(N,)`` or one-hot rows for ``cross_entropy``;
                 0/1 labels for ``binary_cross_entropy``; values ``(N,)`` or ``(N, k)``
-                for regression losses.
+                for regression losses (for outputs ``(N, ..., k)``: ``(N, ...)``).
             loss, optimizer, metrics: as in ``compile`` (the optimizer defaults to Adam).
             epochs: passes over the data.
             batch_size: samples per step; ``None`` for the full batch. The last,
@@ -387,136 +360,27 @@ class Sequential:
         interrupts at once); the model keeps the weights of its last step and
         ``history.interrupted`` is True. A NaN or infinite loss or gradient
         raises DivergenceError, naming the layer and the step, and leaves the
-        weights of the last finite step. NumPy's overflow and invalid-value
-        warnings, which would only precede that error, are silenced while
-        ``fit`` runs (``np.errstate(over="ignore", invalid="ignore")``, entered
-        once; callbacks run inside it too).
+        weights and buffers of the last finite step. NumPy's overflow and
+        invalid-value warnings, which would only precede that error, are silenced
+        while ``fit`` runs (``np.errstate(over="ignore", invalid="ignore")``,
+        entered once; callbacks run inside it too).
         """
-        self.compile(loss, optimizer, metrics)
-        self._require_loss("fit()")
-        if self.optimizer is None:
-            self.optimizer = Adam()
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        X, target = self._check_Xy(X, y)
-        X, target, validation = self._split_validation(X, target, validation_data, validation_split)
-        n = len(X)
-        batch_size = n if batch_size is None else min(batch_size, n)
-        n_batches = -(-n // batch_size)
-
-        # User callbacks first, so that what they add to the logs (such as "lr")
-        # is recorded by the History and shown by the display that follow.
-        history = History()
-        callback_list = [*callbacks, history]
-        if verbose == 1:
-            callback_list.append(ProgressBar(epochs, n_batches))
-        elif verbose == 2:
-            callback_list.append(EpochLogger(epochs))
-        for callback in callback_list:
-            if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks must be Callback instances, got {type(callback).__name__}")
-            callback.set_model(self)
-        # Each hook is called only on the callbacks that define it: an epoch of the
-        # XOR recipe takes 35 microseconds, so even empty calls would show.
-        hooks = {name: [c for c in callback_list if _defines(c, name)]
-                 for name in ("on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end",
-                              "on_epoch_end", "on_train_end")}
-        self.history = history
-        self.stop_training = False
-
-        truth = self._metric_truth(target)
-        with _StopOnInterrupt() as interrupt, _quiet_overflow():
-            for callback in hooks["on_train_begin"]:
-                callback.on_train_begin({})
-            for epoch in range(epochs):
-                for callback in hooks["on_epoch_begin"]:
-                    callback.on_epoch_begin(epoch, {})
-                order = self.rng.permutation(n) if shuffle and batch_size < n else None
-                mean_loss, output, batch = self._train_epoch(X, target, order, batch_size, hooks,
-                                                             interrupt, epoch)
-                if interrupt.requested:
-                    history.interrupted = True
-                    if verbose:
-                        print(f"\ninterrupted: training stopped after epoch {epoch + 1}, batch "
-                              f"{batch + 1}; the model keeps the weights of that step", file=sys.stderr)
-                    break
-                self.check_parameter_views()
-                seen = truth if order is None else truth[order]
-                logs = {"loss": mean_loss, **self.compute_metrics(None, output, seen)}
-                if validation is not None:
-                    scores = self._evaluate_checked(*validation)
-                    logs.update({f"val_{k}": v for k, v in scores.items()})
-                for callback in hooks["on_epoch_end"]:
-                    callback.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            for callback in hooks["on_train_end"]:
-                callback.on_train_end({})
-        return history
-
-    def _train_epoch(self, X: np.ndarray, target: np.ndarray, order: Optional[np.ndarray],
-                     batch_size: int, hooks: dict, interrupt: "_StopOnInterrupt", epoch: int):
-        """One pass over the data in ``order`` (None: as stored). Returns the mean
-        training loss, the outputs of every sample (in the order seen) and the
-        index of the last batch run (fewer than all when interrupted)."""
-        n = len(X)
-        if batch_size >= n:      # the full batch: no copies
-            outputs = None
-        else:
-            outputs = np.empty((n, *self.output_shape), dtype=self.dtype)
-        total_loss = 0.0
-        for batch, start in enumerate(range(0, n, batch_size)):
-            stop = min(start + batch_size, n)
-            for callback in hooks["on_batch_begin"]:
-                callback.on_batch_begin(batch, {"size": stop - start})
-            if order is None:
-                xb, tb = X[start:stop], target[start:stop]
-            else:
-                index = order[start:stop]
-                xb, tb = X[index], target[index]
-            try:
-                batch_loss, output = self._train_step(xb, tb)
-            except DivergenceError as error:
-                raise DivergenceError(f"training diverged in epoch {epoch + 1}, batch {batch + 1}: "
-                                      f"{error}") from None
-            if outputs is None:
-                outputs = output
-            else:
-                outputs[start:stop] = output
-            total_loss += batch_loss * (stop - start)
-            for callback in hooks["on_batch_end"]:
-                callback.on_batch_end(batch, {"loss": batch_loss, "size": stop - start})
-            if interrupt.requested:
-                break
-        return total_loss / n, outputs, batch
-
-    def _split_validation(self, X, target, validation_data, validation_split):
-        if validation_data is not None and validation_split:
-            raise ValueError("pass validation_data or validation_split, not both")
-        if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("validation_data must be a tuple (X_val, y_val)")
-            X_val, t_val = self._check_Xy(*validation_data, "validation_data[0]", "validation_data[1]")
-            return X, target, (X_val, t_val)
-        validation_split = check_number("validation_split", validation_split, 0.0, 1.0, high_open=True)
-        if validation_split == 0:
-            return X, target, None
-        n_val = int(round(len(X) * validation_split))
-        if n_val < 1 or n_val >= len(X):
-            raise ValueError(f"validation_split={validation_split} of {len(X)} samples leaves "
-                             f"{n_val} for validation and {len(X) - n_val} for training; both need at least one")
-        cut = len(X) - n_val
-        return X[:cut], target[:cut], (X[cut:], target[cut:])
+        return training.fit(self, X, y, loss=loss, optimizer=optimizer, metrics=metrics,
+                            epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                            validation_data=validation_data, validation_split=validation_split,
+                            callbacks=callbacks, verbose=verbose)
 
     # --------------------------------------------------------------- inference
-    def _output(self, X: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
-        """Raw outputs of checked inputs, computed in batches (training=False)."""
-        batch_size = batch_size or 8192
+    def output(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:
+        """Raw outputs ``(N, *output_shape)`` of ``X`` (logits for classification
+        losses), checked and computed in batches of ``batch_size`` (default 8192)
+        with ``training=False``. An output that overflows the dtype is an error
+        naming the sample."""
+        X = self.check_input(X)
+        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True) or 8192
         # Finite inputs can still overflow the dtype inside the network (huge values
         # times large weights); say so instead of letting NumPy warn about a matmul.
-        with _quiet_overflow():
+        with quiet_overflow():
             if len(X) <= batch_size:
                 output = np.array(self.forward(X, training=False), copy=True)
             else:
@@ -529,22 +393,18 @@ class Sequential:
                              "(scale the inputs, or use dtype='float64')")
         return output
 
-    def _evaluate_checked(self, X: np.ndarray, target: np.ndarray,
-                          batch_size: Optional[int] = None) -> dict[str, float]:
-        output = self._output(X, batch_size)
-        return {"loss": self.loss.forward(output, target), **self.compute_metrics(target, output)}
-
     def evaluate(self, X, y, *, batch_size: Optional[int] = None) -> dict[str, float]:
         """Loss and metrics on ``X, y``: ``{"loss": ..., "accuracy": ...}``."""
         self._require_loss("evaluate()")
-        self._check_metrics()
-        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
-        return self._evaluate_checked(*self._check_Xy(X, y), batch_size)
+        _metrics.check_names(self.metrics, self.loss)
+        X, target = self.check_data(X, y)
+        output = self.output(X, batch_size=batch_size)
+        return {"loss": self.loss.forward(output, target), **self.compute_metrics(target, output)}
 
     def predict(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Predictions: class labels ``(N,)`` for classification losses (mapped
         through ``model.classes`` when it is set), raw outputs ``(N, k)`` otherwise."""
-        output = self._output(self._check_X(X), check_positive_int(batch_size, "batch_size", allow_none=True))
+        output = self.output(X, batch_size=batch_size)
         if self.loss is None or not self.loss.classification:
             return output
         labels = self.loss.predicted_labels(output)
@@ -556,18 +416,15 @@ class Sequential:
         if self.loss is None or not self.loss.classification:
             raise ValueError("predict_proba() needs a classification loss (cross_entropy or "
                              "binary_cross_entropy); use predict() for regression")
-        output = self._output(self._check_X(X), check_positive_int(batch_size, "batch_size", allow_none=True))
-        return self.loss.probabilities(output)
+        return self.loss.probabilities(self.output(X, batch_size=batch_size))
 
     # ------------------------------------------------------------------ display
     def summary(self, print_fn: Callable[[str], None] = print) -> None:
         """Print each layer's name, type, output shape and parameter count."""
-        if not self.built:
-            raise RuntimeError("the model is not built yet: call build(input_shape), or fit or "
-                               "predict once, before summary()")
+        self._require_built("summary()")
         rows = [("Layer (type)", "Output shape", "Params")]
         for layer in self.layers:
-            n = sum(p.size for p in layer.params)
+            n = sum(spec.size for spec in layer.param_specs)
             rows.append((f"{layer.name} ({type(layer).__name__})",
                          str((None, *layer.output_shape)), f"{n:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -579,6 +436,9 @@ class Sequential:
                 out.append(line)
         out += [line, f"Total params: {self.count_params():,} "
                       f"({self.params.nbytes / 1024:,.1f} KiB)"]
+        if self.buffers.size:
+            out.append(f"Buffers (not trained): {self.buffers.size:,} "
+                       f"({self.buffers.nbytes / 1024:,.1f} KiB)")
         print_fn("\n".join(out))
 
     def __repr__(self) -> str:
@@ -586,5 +446,9 @@ class Sequential:
 
     def save(self, path, include_optimizer: bool = True, metadata: Optional[dict] = None) -> str:
         """Write the model to one ``.npz`` file; see ``scratchnn.io.save``."""
-        from .io import save
-        return save(self, path, include_optimizer, metadata)
+        return io.save(self, path, include_optimizer, metadata)
+
+
+# Model files name the class of their model; io looks it up here (it cannot import
+# this module, which imports io to save).
+io.MODELS["Sequential"] = Sequential

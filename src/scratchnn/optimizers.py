@@ -25,9 +25,9 @@ class Optimizer:
     """Base class: validates ``lr`` and ``weight_decay``, keeps the flat state vectors,
     and applies the subclass's update rule block by block.
 
-    A subclass defines ``_initial_state(params)`` (its state vectors) and
-    ``_update(p, g, state, tmp)``, the update rule written for whole arrays: it is
-    called with matching slices of the parameters, the gradients, each state vector
+    A subclass names its state vectors in ``state_names()`` (they start at zero;
+    ``_initial_state`` may start them elsewhere) and defines ``_update(p, g, state,
+    tmp)``, the update rule written for whole arrays: it is called with matching slices of the parameters, the gradients, each state vector
     and two scratch vectors. The slices are ``BLOCK_BYTES`` long, so that the
     dozen passes of an update (Adam's m, v, sqrt, divide, ...) run over data that
     stays in the CPU's L2 cache instead of streaming every vector from memory
@@ -110,9 +110,14 @@ class Optimizer:
     def _state_size(self) -> int:
         return next(iter(self.state.values())).size if self.state else 0
 
+    def state_names(self) -> tuple[str, ...]:
+        """The names of the state vectors this optimizer keeps once it has taken a
+        step (none for plain SGD); each is documented in the class's docstring."""
+        return ()
+
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        """The state vectors before the first step (none for plain SGD)."""
-        return {}
+        """The state vectors before the first step: zeros, beside the parameters."""
+        return {name: _memory.zeros_like(params) for name in self.state_names()}
 
     def _begin_step(self) -> None:
         """Compute what every block of this step shares (after ``iterations`` is incremented)."""
@@ -135,13 +140,25 @@ class Optimizer:
         return {"lr": self.lr, "weight_decay": self.weight_decay}
 
     def state_dict(self) -> dict:
-        """``{"iterations": int, <state name>: flat vector, ...}`` (copies)."""
+        """``{"iterations": int, <state name>: flat vector, ...}`` (copies), each
+        vector under the meaning the class's docstring gives it."""
         return {"iterations": self.iterations, **{k: v.copy() for k, v in self.state.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what ``state_dict`` returned."""
         self.iterations = int(state["iterations"])
         self.state = {k: _memory.copy(np.asarray(v)) for k, v in state.items() if k != "iterations"}
+
+    def __getstate__(self) -> dict:
+        """What ``pickle`` and ``copy.deepcopy`` keep: not the cached blocks, which
+        are views of the vectors of the last step (a copy would update copies of them)."""
+        state = self.__dict__.copy()
+        state["_blocks"], state["_blocks_of"] = [], ()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.state = {k: _memory.copy(v) for k, v in self.state.items()}   # see _memory
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -169,8 +186,8 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
 
-    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        return {"velocity": _memory.zeros_like(params)} if self.momentum else {}
+    def state_names(self) -> tuple[str, ...]:
+        return ("velocity",) if self.momentum else ()
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
@@ -207,10 +224,13 @@ class AdaGrad(Optimizer):
         self.initial_accumulator_value = check_number("initial_accumulator_value",
                                                 initial_accumulator_value, 0.0)
 
+    def state_names(self) -> tuple[str, ...]:
+        return ("sum_sq",)
+
     def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        sum_sq = _memory.zeros_like(params)
-        sum_sq += self.initial_accumulator_value
-        return {"sum_sq": sum_sq}
+        state = super()._initial_state(params)
+        state["sum_sq"] += self.initial_accumulator_value
+        return state
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
@@ -247,11 +267,8 @@ class RMSProp(Optimizer):
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
 
-    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        state = {"mean_sq": _memory.zeros_like(params)}
-        if self.momentum:
-            state["momentum_buffer"] = _memory.zeros_like(params)
-        return state
+    def state_names(self) -> tuple[str, ...]:
+        return ("mean_sq", "momentum_buffer") if self.momentum else ("mean_sq",)
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         g = self._decayed(p, grad, tmp[0])
@@ -286,18 +303,12 @@ class Adam(Optimizer):
         v_hat = v / (1 - beta2^t)
         p = p - lr * m_hat / (sqrt(v_hat) + eps)
 
-    The state keeps the moments without their constant factors,
-    ``state["m"] = m / (1 - beta1)`` and ``state["v"] = v / (1 - beta2)``
-    (PyTorch's ``exp_avg`` and ``exp_avg_sq`` are m and v), so that::
-
-        m' = beta1 * m' + g
-        v' = beta2 * v' + g^2
-        p  = p - m' / (k1 * sqrt(v') + k2)
-             k1 = (1 - beta1^t) * sqrt((1 - beta2) / (1 - beta2^t)) / (lr * (1 - beta1))
-             k2 = eps * (1 - beta1^t) / (lr * (1 - beta1))
-
-    which is the update above, rewritten so that it takes ten in-place passes over
-    the vectors (the optimizer is a third of an MLP's training step) and allocates nothing.
+    The state is ``state["m"]`` and ``state["v"]``, the moments themselves
+    (``torch.optim.Adam``'s ``exp_avg`` and ``exp_avg_sq``). The last line is
+    computed as ``p = p - m / (k1 * sqrt(v) + k2)`` with
+    ``k1 = (1 - beta1^t) / (lr * sqrt(1 - beta2^t))`` and ``k2 = eps (1 - beta1^t) / lr``,
+    the same update with the scalars folded together: twelve in-place passes over
+    the vectors, no array allocated.
     """
 
     decoupled = False
@@ -310,8 +321,8 @@ class Adam(Optimizer):
         self.beta2 = check_number("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
 
-    def _initial_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
-        return {"m": _memory.zeros_like(params), "v": _memory.zeros_like(params)}
+    def state_names(self) -> tuple[str, ...]:
+        return ("m", "v")
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict, tmp: tuple) -> None:
         if self.decoupled:
@@ -321,24 +332,25 @@ class Adam(Optimizer):
         else:
             g = self._decayed(p, grad, tmp[1])
         m, v, work = state["m"], state["v"], tmp[0]
-        m *= self.beta1                      # m' = beta1 m' + g
+        m -= g                               # m = beta1 (m - g) + g = beta1 m + (1 - beta1) g
+        m *= self.beta1
         m += g
-        np.multiply(g, g, out=work)          # v' = beta2 v' + g^2
+        np.multiply(g, g, out=work)          # v = beta2 v + (1 - beta2) g^2
+        work *= 1 - self.beta2
         v *= self.beta2
         v += work
         k1, k2 = self._k
-        np.sqrt(v, out=work)                 # work = k1 sqrt(v') + k2
+        np.sqrt(v, out=work)                 # work = k1 sqrt(v) + k2
         work *= k1
         work += k2
-        np.divide(m, work, out=work)         # p -= m' / work
+        np.divide(m, work, out=work)         # p -= m / work
         p -= work
 
     def _begin_step(self) -> None:
         t = self.iterations
         correction1 = 1 - self.beta1 ** t
-        scale = self.lr * (1 - self.beta1)
-        self._k = (correction1 * math.sqrt((1 - self.beta2) / (1 - self.beta2 ** t)) / scale,
-                   self.eps * correction1 / scale)
+        self._k = (correction1 / (self.lr * math.sqrt(1 - self.beta2 ** t)),
+                   self.eps * correction1 / self.lr)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

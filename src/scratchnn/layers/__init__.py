@@ -1,7 +1,7 @@
 """Layers. ``LAYERS`` maps each class name to its class (used by model files)."""
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .base import Layer, Param
+from .base import BufferSpec, Layer, ParamSpec
 from .dense import Dense
 from .dropout import Dropout
 from .reshape import Flatten
@@ -18,5 +18,5 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "gelu": GELU, "softmax": Softmax,
 }
 
-__all__ = ["Layer", "Param", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
+__all__ = ["Layer", "ParamSpec", "BufferSpec", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
            "ELU", "GELU", "Softmax", "Dropout", "Flatten", "LAYERS", "ACTIVATIONS"]

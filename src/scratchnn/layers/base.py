@@ -3,16 +3,26 @@
 A layer's life:
 
 1. ``build(input_shape, rng) -> output_shape`` is called once by the model,
-   with the shape of one sample (no batch axis). The layer declares its
-   parameters with ``add_param`` and returns the shape of one output sample.
-2. The model allocates one flat parameter vector and one flat gradient vector
-   for all layers, initializes every declared parameter in place, and binds
-   views: after binding, a parameter ``"W"`` is ``layer.W`` and its gradient is
-   ``layer.dW``. Both are views into the model's vectors, so a layer must write
-   them in place (``self.W[...] = ...``, ``np.matmul(..., out=self.dW)``) and
-   never rebind them (``self.W = ...``); the model checks this.
+   with the shape of one sample (no batch axis). The layer declares what it
+   keeps and returns the shape of one output sample:
+
+   - parameters, with ``add_param(name, shape, initializer, fan_in, fan_out)``:
+     trained by the optimizer, each with a gradient;
+   - buffers, with ``add_buffer(name, shape, fill)``: state that is not trained
+     but belongs to the model (batch norm's running mean and variance). Optimizers,
+     weight decay and gradient checks never see them; model files, ``get_weights``,
+     EarlyStopping's best weights, copies and ``astype`` carry them with the parameters.
+
+2. The model allocates three flat vectors for all its layers, ``params``, ``grads``
+   and ``buffers``, initializes them, and binds views: a parameter ``"W"`` becomes
+   ``layer.W`` with its gradient ``layer.dW``, a buffer ``"running_mean"`` becomes
+   ``layer.running_mean``. They are views into the model's vectors, so a layer
+   writes them in place (``self.W[...] = ...``, ``np.matmul(..., out=self.dW)``,
+   ``self.running_mean *= ...``) and never rebinds them (``self.W = ...``); the
+   model checks this.
 3. ``forward(x, training) -> y`` keeps what ``backward`` needs from this call
-   (only the latest call; a new forward overwrites it).
+   (only the latest call; a new forward overwrites it). It may change its buffers
+   only when ``training`` is true: inference never changes a model.
 4. ``backward(grad_out) -> grad_in`` receives dL/dy, writes dL/dparams into the
    gradient views (overwriting them) and returns dL/dx. When the model does not
    need dL/dx (the first layer) it sets ``needs_input_grad = False`` and the
@@ -33,7 +43,7 @@ from ..initializers import Initializer
 
 
 @dataclass
-class Param:
+class ParamSpec:
     """A parameter declared by a layer: its name, shape, initializer and fans."""
 
     name: str
@@ -47,13 +57,27 @@ class Param:
         return int(np.prod(self.shape, dtype=np.int64))
 
 
+@dataclass
+class BufferSpec:
+    """A buffer declared by a layer (state that is not trained): name, shape and
+    the value every element starts at."""
+
+    name: str
+    shape: tuple
+    fill: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
 def _snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
 class Layer:
     """Base class of all layers. Subclasses override ``forward`` and ``backward``
-    and, when they have parameters or change the shape, ``build``."""
+    and, when they have parameters or buffers or change the shape, ``build``."""
 
     def __init__(self, name: Optional[str] = None) -> None:
         self.name = name
@@ -62,7 +86,8 @@ class Layer:
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
         self.needs_input_grad = True
-        self.params: list[Param] = []
+        self.param_specs: list[ParamSpec] = []
+        self.buffer_specs: list[BufferSpec] = []
         self._cache: Any = None
 
     # -- building ---------------------------------------------------------
@@ -72,22 +97,54 @@ class Layer:
         return _snake_case(type(self).__name__)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        """Declare parameters for inputs of ``input_shape``; return the output shape.
-
-        The default keeps the shape and declares nothing (activations, dropout).
-        """
+        """Declare parameters and buffers for inputs of ``input_shape``; return the
+        output shape. The default keeps the shape and declares nothing (activations,
+        dropout)."""
         return tuple(input_shape)
 
     def add_param(self, name: str, shape: tuple, initializer: Initializer,
                   fan_in: int, fan_out: int) -> None:
         """Declare a parameter; the model allocates it and binds ``self.<name>``
         and its gradient ``self.d<name>``."""
-        self.params.append(Param(name, tuple(int(s) for s in shape), initializer,
-                                 int(fan_in), int(fan_out)))
+        self._check_new_name(name)
+        self.param_specs.append(ParamSpec(name, tuple(int(s) for s in shape), initializer,
+                                          int(fan_in), int(fan_out)))
+
+    def add_buffer(self, name: str, shape: tuple, fill: float = 0.0) -> None:
+        """Declare a buffer (state that is not trained, such as a running mean); the
+        model allocates it, fills it with ``fill`` and binds ``self.<name>``."""
+        self._check_new_name(name)
+        self.buffer_specs.append(BufferSpec(name, tuple(int(s) for s in shape), float(fill)))
+
+    def _check_new_name(self, name: str) -> None:
+        taken = {s.name for s in self.param_specs} | {"d" + s.name for s in self.param_specs} \
+            | {s.name for s in self.buffer_specs}
+        if not (isinstance(name, str) and name.isidentifier()) or name in taken:
+            raise ValueError(f"layer {self.name or self.kind!r}: {name!r} must be a new identifier; "
+                             f"already declared: {sorted(taken)}")
+
+    def bound_names(self) -> list[str]:
+        """The attributes the model binds to views of its flat vectors:
+        each parameter, its gradient, each buffer."""
+        names = []
+        for spec in self.param_specs:
+            names += [spec.name, "d" + spec.name]
+        return names + [spec.name for spec in self.buffer_specs]
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments (JSON types only), for model files."""
         return {"name": self.name}
+
+    # -- copying --------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """What ``pickle`` and ``copy.deepcopy`` keep: everything but the views of
+        the model's vectors (the model binds fresh ones into its copied vectors)
+        and the cache of the latest forward."""
+        state = self.__dict__.copy()
+        for name in self.bound_names():
+            state.pop(name, None)
+        state["_cache"] = None
+        return state
 
     # -- computing ------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -1,0 +1,251 @@
+"""The training loop: what ``Sequential.fit`` runs, top to bottom.
+
+    fit(model, X, y, ...)
+        check the settings and the data; split off the validation data
+        callbacks: the user's, then the History, then the progress display
+        for each epoch:
+            shuffle; for each batch: train_step (forward, loss, backward, optimizer)
+            the epoch's loss and metrics, the validation figures; callbacks
+        stop early when a callback asks, or after Ctrl-C
+
+    train_step(model, x, target)
+        forward -> loss -> backward -> (gradients finite?) -> optimizer.step
+
+The loop takes the model as an argument and uses only its public API: ``compile``,
+``check_data``, ``forward``, ``backward``, ``params``/``grads``/``buffers``,
+``named_parameters``/``named_gradients``, ``compute_metrics``, ``evaluate``,
+``check_parameter_views``, ``loss``, ``optimizer``, ``rng``, ``output_shape``.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._validation import check_number, check_positive_int
+from .callbacks import Callback, EpochLogger, History, ProgressBar
+from .optimizers import Adam
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient."""
+
+
+def quiet_overflow() -> np.errstate:
+    """Silence NumPy's overflow and invalid-value warnings inside the network (training
+    steps, inference): overflow there is reported with what caused it (a
+    DivergenceError naming the layer and step, or the sample whose output is not
+    finite); NumPy's warnings would only say "overflow in matmul"."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
+class _StopOnInterrupt:
+    """While active, the first Ctrl-C only sets ``requested`` (the loop checks it after
+    each batch); a second one raises KeyboardInterrupt as usual. Signal handlers
+    can be set only in the main thread; elsewhere this does nothing."""
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ============================================================================ fit
+def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[str]] = None,
+        epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
+        validation_data: Optional[tuple] = None, validation_split: float = 0.0,
+        callbacks: Sequence[Callback] = (), verbose: int = 0) -> History:
+    """Train ``model``; return a History of per-epoch figures. See ``Sequential.fit``."""
+    # -- settings and data
+    model.compile(loss, optimizer, metrics)
+    if model.loss is None:
+        raise ValueError("fit() needs a loss: pass loss=... (for example "
+                         "loss='cross_entropy') to fit() or compile()")
+    if model.optimizer is None:
+        model.optimizer = Adam()
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    X, target = model.check_data(X, y)
+    X, target, validation = split_validation(model, X, target, validation_data, validation_split)
+    n = len(X)
+    batch_size = n if batch_size is None else min(batch_size, n)
+    n_batches = -(-n // batch_size)
+
+    # -- callbacks: the user's first, so that what they add to the logs (such as
+    # "lr") is recorded by the History and shown by the display that follow
+    history = History()
+    callback_list = [*callbacks, history]
+    if verbose == 1:
+        callback_list.append(ProgressBar(epochs, n_batches))
+    elif verbose == 2:
+        callback_list.append(EpochLogger(epochs))
+    for callback in callback_list:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks must be Callback instances, got {type(callback).__name__}")
+        callback.set_model(model)
+    model.history = history
+    model.stop_training = False
+
+    # -- the loop
+    with _StopOnInterrupt() as interrupt, quiet_overflow():
+        _call(callback_list, "on_train_begin", {})
+        for epoch in range(epochs):
+            _call(callback_list, "on_epoch_begin", epoch, {})
+            order = model.rng.permutation(n) if shuffle and batch_size < n else None
+            mean_loss, outputs, batch = _train_epoch(model, X, target, order, batch_size,
+                                                     callback_list, interrupt, epoch)
+            if interrupt.requested:
+                history.interrupted = True
+                if verbose:
+                    print(f"\ninterrupted: training stopped after epoch {epoch + 1}, batch "
+                          f"{batch + 1}; the model keeps the weights of that step", file=sys.stderr)
+                break
+            if epoch == 0:
+                model.check_parameter_views()   # a layer that rebinds W is caught at once
+            seen = target if order is None else target[order]
+            logs = {"loss": mean_loss, **model.compute_metrics(seen, outputs)}
+            if validation is not None:
+                scores = model.evaluate(*validation)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+            _call(callback_list, "on_epoch_end", epoch, logs)
+            if model.stop_training:
+                break
+        _call(callback_list, "on_train_end", {})
+    model.check_parameter_views()
+    return history
+
+
+def _call(callbacks: list, hook: str, *args) -> None:
+    for callback in callbacks:
+        getattr(callback, hook)(*args)
+
+
+def _train_epoch(model, X: np.ndarray, target: np.ndarray, order: Optional[np.ndarray],
+                 batch_size: int, callbacks: list, interrupt: _StopOnInterrupt, epoch: int):
+    """One pass over the data in ``order`` (None: as stored). Returns the mean
+    training loss, the outputs of every sample (in the order seen) and the
+    index of the last batch run (fewer than all when interrupted)."""
+    n = len(X)
+    outputs = None if batch_size >= n else np.empty((n, *model.output_shape), dtype=model.dtype)
+    total_loss = 0.0
+    for batch, start in enumerate(range(0, n, batch_size)):
+        stop = min(start + batch_size, n)
+        _call(callbacks, "on_batch_begin", batch, {"size": stop - start})
+        if order is None:
+            xb, tb = X[start:stop], target[start:stop]
+        else:
+            index = order[start:stop]
+            xb, tb = X[index], target[index]
+        try:
+            batch_loss, output = train_step(model, xb, tb)
+        except DivergenceError as error:
+            raise DivergenceError(f"training diverged in epoch {epoch + 1}, batch {batch + 1}: "
+                                  f"{error}") from None
+        if outputs is None:      # the full batch: no copy
+            outputs = output
+        else:
+            outputs[start:stop] = output
+        total_loss += batch_loss * (stop - start)
+        _call(callbacks, "on_batch_end", batch, {"loss": batch_loss, "size": stop - start})
+        if interrupt.requested:
+            break
+    return total_loss / n, outputs, batch
+
+
+def split_validation(model, X: np.ndarray, target: np.ndarray, validation_data, validation_split):
+    """``(X_train, target_train, (X_val, target_val) or None)`` from ``fit``'s arguments."""
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a tuple (X_val, y_val)")
+        X_val, t_val = model.check_data(*validation_data, "validation_data[0]", "validation_data[1]")
+        return X, target, (X_val, t_val)
+    validation_split = check_number("validation_split", validation_split, 0.0, 1.0, high_open=True)
+    if validation_split == 0:
+        return X, target, None
+    n_val = int(round(len(X) * validation_split))
+    if n_val < 1 or n_val >= len(X):
+        raise ValueError(f"validation_split={validation_split} of {len(X)} samples leaves "
+                         f"{n_val} for validation and {len(X) - n_val} for training; both need at least one")
+    cut = len(X) - n_val
+    return X[:cut], target[:cut], (X[cut:], target[cut:])
+
+
+# ===================================================================== one step
+def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """One step on one checked batch: forward, loss, backward, optimizer. Returns
+    the batch loss and the outputs.
+
+    Raises DivergenceError when the loss or a gradient is NaN or infinite, before
+    the optimizer changes anything and with the buffers as they were before the
+    step: the model keeps the weights of its last finite step. ``fit`` runs it
+    inside ``quiet_overflow()``, which the caller of a step of its own should enter too.
+    """
+    buffers_before = model.buffers.copy() if model.buffers.size else None
+    output = model.forward(x, training=True)
+    loss = model.loss.forward(output, target)
+    if not math.isfinite(loss):
+        message = _diagnose_forward(model, x)
+        _restore(model, buffers_before)
+        raise DivergenceError(message)
+    model.backward(model.loss.backward())
+    # One BLAS pass: the squared norm is NaN or inf when any gradient is
+    # (or when the norm itself overflows, which is divergence too).
+    if not math.isfinite(float(np.dot(model.grads, model.grads))):
+        _restore(model, buffers_before)
+        raise DivergenceError(_diagnose_gradients(model))
+    model.optimizer.step(model.params, model.grads, overwrite_grads=True)
+    return loss, output
+
+
+def _restore(model, buffers: Optional[np.ndarray]) -> None:
+    if buffers is not None:
+        model.buffers[...] = buffers
+
+
+def _diagnose_forward(model, x: np.ndarray) -> str:
+    """Which parameter or layer output became NaN or infinite (the forward pass is
+    run again, layer by layer; the caller restores the buffers afterwards)."""
+    step = model.optimizer.iterations + 1
+    for name, param in model.named_parameters():
+        if not np.all(np.isfinite(param)):
+            layer, attribute = name.rsplit(".", 1)
+            return f"step {step}: parameter {attribute!r} of layer {layer!r} is NaN or infinite"
+    with np.errstate(all="ignore"):
+        for layer in model.layers:
+            x = layer.forward(x, training=True)
+            if not np.all(np.isfinite(x)):
+                return (f"step {step}: the output of layer {layer.name!r} ({type(layer).__name__}) "
+                        "became NaN or infinite; lower the learning rate or scale the inputs")
+    return f"step {step}: the loss ({type(model.loss).__name__}) became NaN or infinite"
+
+
+def _diagnose_gradients(model) -> str:
+    step = model.optimizer.iterations + 1
+    kinds = {layer.name: type(layer).__name__ for layer in model.layers}
+    for name, grad in reversed(model.named_gradients()):
+        if not np.all(np.isfinite(grad)) or not math.isfinite(float(np.dot(grad.ravel(), grad.ravel()))):
+            layer, attribute = name.rsplit(".", 1)
+            return (f"step {step}: the gradient of {attribute!r} in layer {layer!r} "
+                    f"({kinds[layer]}) is NaN or infinite (or its norm overflows); "
+                    "lower the learning rate or scale the inputs")
+    return f"step {step}: the gradient norm overflows"

@@ -43,6 +43,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 SYSTEMS = ("scratchnn", "torch", "sklearn", "numpy-tutorial")
 MODULES = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn", "numpy-tutorial": "numpy"}
 XOR_SYSTEMS = {"scratchnn": "scratchnn", "numpy-tutorial": "numpy", "torch": "torch"}   # MLP name -> XOR name
+#: ``--before DIR``: another scratchnn source tree, measured in the same rounds under this name
+BEFORE = "scratchnn-before"
 MATMUL = "matmul-limit"
 MATMUL_TORCH = "matmul-limit-torch"     # the same products with PyTorch's BLAS
 REFERENCE = "torch"
@@ -128,27 +130,32 @@ def scratchnn_source(root: Path | None) -> dict | None:
     return info
 
 
-def snapshot_scratchnn(root: Path) -> Path:
-    """Copy the scratchnn package into a new temporary directory and put that directory first
-    on every child's PYTHONPATH, so that the whole run measures the source as it was at its
-    start. (An editable install imports the working tree, which may change while a run goes
-    on: someone is working on it.)"""
+def snapshot_scratchnn(root: Path, first_on_path: bool = True) -> Path:
+    """Copy the scratchnn package into a new temporary directory and (``first_on_path``) put
+    that directory first on every child's PYTHONPATH, so that the whole run measures the
+    source as it was at its start. (An editable install imports the working tree, which may
+    change while a run goes on: someone is working on it.)"""
     directory = Path(tempfile.mkdtemp(prefix="scratchnn-bench-"))
     shutil.copytree(root, directory / "scratchnn", ignore=shutil.ignore_patterns("__pycache__"))
-    previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(directory) + (os.pathsep + previous if previous else "")
+    if first_on_path:
+        previous = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = str(directory) + (os.pathsep + previous if previous else "")
     return directory
 
 
 # ------------------------------------------------------------------ children
-def run_child(script: str, args: list[str], threads: int) -> dict:
+def run_child(script: str, args: list[str], threads: int, first_on_path: Path | None = None) -> dict:
     """Run one benchmark process; return its result with the process's own figures added:
     wall and CPU seconds, and what else the machine did meanwhile (steal: time the hypervisor
-    gave to others; other_busy: CPU seconds of other processes on this machine)."""
+    gave to others; other_busy: CPU seconds of other processes on this machine).
+    ``first_on_path``: a directory put before everything else on the child's PYTHONPATH."""
     command = [sys.executable, str(BENCH_DIR / script), *args]
+    env = benchlib.thread_env(threads)
+    if first_on_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(first_on_path), env.get("PYTHONPATH")) if p)
     stat_before, usage_before = _proc_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    completed = subprocess.run(command, env=benchlib.thread_env(threads), capture_output=True, text=True)
+    completed = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     stat_after, usage_after = _proc_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
@@ -194,13 +201,15 @@ def run_mlp(args, systems: list[str]) -> dict:
                 log(f"[MLP round {r + 1}/{args.rounds}] {name:<15} {res['matmul_seconds_per_epoch']:.3f} s/epoch "
                     f"({res['gflops']:.0f} GFLOP/s)")
             else:
-                child_args = ["--system", name, "--epochs", str(args.epochs), "--threads", str(args.threads),
+                system = "scratchnn" if name == BEFORE else name
+                child_args = ["--system", system, "--epochs", str(args.epochs), "--threads", str(args.threads),
                               "--seed", str(args.seed + r)]
                 if args.samples:
                     child_args += ["--samples", str(args.samples)]
                 if args.synthetic:
                     child_args.append("--synthetic")
-                res = run_child("bench_mlp.py", child_args, args.threads)
+                res = run_child("bench_mlp.py", child_args, args.threads,
+                                args.before_snapshot if name == BEFORE else None)
                 res["epoch_s"] = steady_epoch(res["epoch_times"])
                 log(f"[MLP round {r + 1}/{args.rounds}] {name:<15} {res['epoch_s']:.3f} s/epoch, test accuracy "
                     f"{res['test_accuracy']:.4f}, peak {res['memory']['peak_rss_mib']:.0f} MiB "
@@ -264,13 +273,15 @@ def summarize_mlp(rounds: list[dict], systems: list[str]) -> dict:
 
 # ---------------------------------------------------------------------- XOR
 def run_xor(args, systems: list[str]) -> dict:
-    names = [XOR_SYSTEMS[s] for s in systems if s in XOR_SYSTEMS]
+    names = [{**XOR_SYSTEMS, BEFORE: BEFORE}[s] for s in systems if s in XOR_SYSTEMS or s == BEFORE]
     rounds = []
     for r in range(args.rounds):
         results = {}
         for name in benchlib.rotated(names, r):
-            res = run_child("bench_xor.py", ["--system", name, "--epochs", str(args.xor_epochs),
-                                             "--threads", str(args.threads)], args.threads)
+            system = "scratchnn" if name == BEFORE else name
+            res = run_child("bench_xor.py", ["--system", system, "--epochs", str(args.xor_epochs),
+                                             "--threads", str(args.threads)], args.threads,
+                            args.before_snapshot if name == BEFORE else None)
             log(f"[XOR round {r + 1}/{args.rounds}] {name:<10} {res['seconds']:.3f} s, predictions "
                 f"{res['predictions']} ({'correct' if res['correct'] else 'WRONG'})")
             results[name] = res
@@ -448,6 +459,10 @@ def parse_args(argv=None):
     parser.add_argument("--process-runs", type=int, default=5)
     parser.add_argument("--process-samples", type=int, default=6000)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--before", type=Path, default=None, metavar="DIR",
+                        help="a directory holding another scratchnn package (such as an older "
+                             "checkout's src/), measured in the same rounds as the system "
+                             f"'{BEFORE}', for before/after comparisons")
     args = parser.parse_args(argv)
     for name in ("rounds", "epochs", "threads", "matmul_repeats", "xor_epochs", "process_runs",
                  "process_samples"):
@@ -474,14 +489,23 @@ def main(argv=None) -> int:
     command = shlex.join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])])
     root = scratchnn_root()
     snapshot = snapshot_scratchnn(root) if root is not None else None
+    args.before_snapshot = None
+    if args.before is not None:
+        if not (args.before / "scratchnn" / "__init__.py").is_file():
+            log(f"error: --before {args.before}: no scratchnn package in that directory")
+            return 2
+        args.before_snapshot = snapshot_scratchnn(args.before / "scratchnn", first_on_path=False)
+        index = systems.index("scratchnn") + 1 if "scratchnn" in systems else len(systems)
+        systems.insert(index, BEFORE)
     try:
         return _run(args, command, systems, notes, started, root, snapshot)
     except ChildFailed as error:
         log(f"error: {error}")
         return 1
     finally:
-        if snapshot is not None:
-            shutil.rmtree(snapshot, ignore_errors=True)
+        for directory in (snapshot, args.before_snapshot):
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def _run(args, command, systems, notes, started, root, snapshot) -> int:
@@ -490,6 +514,7 @@ def _run(args, command, systems, notes, started, root, snapshot) -> int:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(args.threads),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "scratchnn_before_source": None if args.before is None else scratchnn_source(args.before / "scratchnn"),
         "systems": systems, "notes": notes, "scratchnn_source": scratchnn_source(root),
         "scratchnn_snapshot": None if snapshot is None else str(snapshot / "scratchnn"),
     }
@@ -533,7 +558,8 @@ def _run(args, command, systems, notes, started, root, snapshot) -> int:
     imported = {child.get("scratchnn_imported_from") for part in ("mlp", "xor")
                 for round_ in results.get(part, {}).get("rounds", []) for child in round_.values()} - {None}
     results["scratchnn_imported_from"] = sorted(imported)
-    if snapshot is not None and any(not path.startswith(str(snapshot)) for path in imported):
+    snapshots = tuple(str(d) for d in (snapshot, args.before_snapshot) if d is not None)
+    if snapshot is not None and any(not path.startswith(snapshots) for path in imported):
         notes.append(f"some processes imported scratchnn from outside the snapshot: {sorted(imported)}")
 
     chart = args.out / "mlp_epoch_times.png"

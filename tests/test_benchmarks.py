@@ -7,6 +7,7 @@ network's) and the correctness of what was timed (the XOR systems agree) are che
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,29 @@ def test_sklearn_model_reshuffles_every_epoch_and_keeps_adam(monkeypatch):
     for _ in range(3):
         model.partial_fit(X, y, classes=np.arange(10))
     assert np.array_equal(orders[1], orders[2])
+
+
+def test_before_measures_another_source_tree_in_the_same_rounds(tmp_path):
+    """--before DIR: a second scratchnn (here a copy of this one) runs in every round as
+    scratchnn-before, imported from its own snapshot, which is removed at the end."""
+    before = tmp_path / "before"
+    shutil.copytree(ROOT / "src" / "scratchnn", before / "scratchnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "out"
+    command = [sys.executable, str(BENCH / "run.py"), "--rounds", "1", "--epochs", "2",
+               "--samples", str(SAMPLES), "--systems", "scratchnn", "--xor-epochs", "50",
+               "--skip-process", "--matmul-repeats", "1", "--before", str(before), "--out", str(out)]
+    if not real_data_available():
+        command.append("--synthetic")
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["systems"] == ["scratchnn", "scratchnn-before"]
+    (round_,) = results["mlp"]["rounds"]
+    assert round_["scratchnn"]["test_accuracy"] == round_["scratchnn-before"]["test_accuracy"]
+    assert set(results["xor"]["summary"]) == {"scratchnn", "scratchnn-before"}
+    imported = results["scratchnn_imported_from"]
+    assert len(imported) == 2 and any(results["scratchnn_snapshot"] in path for path in imported)
+    assert results["scratchnn_before_source"]["sha256"] == results["scratchnn_source"]["sha256"]
+    assert not any(Path(path).exists() for path in imported)       # both snapshots removed
+    assert not any("outside the snapshot" in note for note in results["notes"])

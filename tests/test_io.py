@@ -502,6 +502,11 @@ _DELETE = object()
     ("format_version", FORMAT_VERSION + 1,
      f"model format version {FORMAT_VERSION + 1}, but scratchnn .* reads version {FORMAT_VERSION}"),
     ("extra_field", 1, r"unknown field\(s\) \['extra_field'\]"),
+    ("model", ["Sequential"], r"model must be one of \['Sequential'\]"),
+    ("model", "Functional", r"model must be one of \['Sequential'\]"),
+    ("n_buffers", -1, "n_buffers must be a non-negative integer"),
+    ("n_buffers", 1.0, "n_buffers must be a non-negative integer"),
+    ("n_buffers", 2, r"the array\(s\) \['buffers'\] are missing"),
     ("metadata", _DELETE, r"missing field\(s\) \['metadata'\]"),
     ("layers.0.class", _DELETE, r"layers\[0\] must be an object with the keys"),
 ])

@@ -481,7 +481,7 @@ def _check_document(doc: dict) -> dict:
     need(_is_int(doc["n_params"]) and doc["n_params"] >= 0, "n_params", "a non-negative integer")
     if version == 1:
         doc = {**doc, "model": "Sequential", "n_buffers": 0}
-    need(doc["model"] in MODELS, "model", f"one of {sorted(MODELS)}")
+    need(isinstance(doc["model"], str) and doc["model"] in MODELS, "model", f"one of {sorted(MODELS)}")
     need(_is_int(doc["n_buffers"]) and doc["n_buffers"] >= 0, "n_buffers", "a non-negative integer")
     layers = doc["layers"]
     need(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")

@@ -365,6 +365,14 @@ class CrossEntropy(Loss):
         return np.argmax(target, axis=-1)
 
 
+def require_loss(loss: Optional[Loss], what: str) -> Loss:
+    """``loss``, or an error saying that ``what`` (``"fit()"``, ...) needs one."""
+    if loss is None:
+        raise ValueError(f"{what} needs a loss: pass loss=... (for example "
+                         "loss='cross_entropy') to fit() or compile()")
+    return loss
+
+
 LOSSES: dict[str, type[Loss]] = {
     "mse": MSE, "mean_squared_error": MSE,
     "mae": MAE, "mean_absolute_error": MAE,

@@ -25,7 +25,7 @@ from . import training
 from ._validation import as_float_array, check_dtype, check_positive_int, check_same_length
 from .callbacks import Callback, History
 from .layers.base import Layer
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, require_loss
 from .optimizers import Optimizer, get_optimizer
 from .training import DivergenceError, quiet_overflow
 
@@ -225,8 +225,10 @@ class Sequential:
         for layer in clone.layers:
             layer.dtype = clone.dtype
         if clone.built:
-            for vector_name in ("params", "grads", "buffers"):
-                setattr(clone, vector_name, _memory.copy(getattr(clone, vector_name).astype(dtype)))
+            for vector_name in ("params", "grads", "buffers"):   # deepcopy placed them already
+                vector = getattr(clone, vector_name)
+                if vector.dtype != clone.dtype:
+                    setattr(clone, vector_name, _memory.copy(vector.astype(clone.dtype)))
             clone._bind()
         if clone.optimizer is not None and clone.optimizer.state:
             clone.optimizer.load_state_dict({k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
@@ -325,11 +327,6 @@ class Sequential:
         check_same_length(X, target, x_name, y_name)
         return X, target
 
-    def _require_loss(self, what: str) -> None:
-        if self.loss is None:
-            raise ValueError(f"{what} needs a loss: pass loss=... (for example "
-                             "loss='cross_entropy') to fit() or compile()")
-
     # ----------------------------------------------------------------- training
     def fit(self, X, y, *, loss: Union[str, Loss, None] = None,
             optimizer: Union[str, Optimizer, None] = None,
@@ -376,7 +373,10 @@ class Sequential:
         losses), checked and computed in batches of ``batch_size`` (default 8192)
         with ``training=False``. An output that overflows the dtype is an error
         naming the sample."""
-        X = self.check_input(X)
+        return self._output_checked(self.check_input(X), batch_size)
+
+    def _output_checked(self, X: np.ndarray, batch_size: Optional[int]) -> np.ndarray:
+        """``output`` of inputs that ``check_input`` returned."""
         batch_size = check_positive_int(batch_size, "batch_size", allow_none=True) or 8192
         # Finite inputs can still overflow the dtype inside the network (huge values
         # times large weights); say so instead of letting NumPy warn about a matmul.
@@ -395,10 +395,15 @@ class Sequential:
 
     def evaluate(self, X, y, *, batch_size: Optional[int] = None) -> dict[str, float]:
         """Loss and metrics on ``X, y``: ``{"loss": ..., "accuracy": ...}``."""
-        self._require_loss("evaluate()")
+        require_loss(self.loss, "evaluate()")
+        return self.evaluate_checked(*self.check_data(X, y), batch_size=batch_size)
+
+    def evaluate_checked(self, X: np.ndarray, target: np.ndarray, *,
+                         batch_size: Optional[int] = None) -> dict[str, float]:
+        """``evaluate`` of what ``check_data`` returned, without checking it again
+        (the training loop's validation data, every epoch)."""
         _metrics.check_names(self.metrics, self.loss)
-        X, target = self.check_data(X, y)
-        output = self.output(X, batch_size=batch_size)
+        output = self._output_checked(X, batch_size)
         return {"loss": self.loss.forward(output, target), **self.compute_metrics(target, output)}
 
     def predict(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:

@@ -13,7 +13,7 @@
 
 The loop takes the model as an argument and uses only its public API: ``compile``,
 ``check_data``, ``forward``, ``backward``, ``params``/``grads``/``buffers``,
-``named_parameters``/``named_gradients``, ``compute_metrics``, ``evaluate``,
+``layers`` and their ``param_specs``, ``compute_metrics``, ``evaluate_checked``,
 ``check_parameter_views``, ``loss``, ``optimizer``, ``rng``, ``output_shape``.
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from ._validation import check_number, check_positive_int
 from .callbacks import Callback, EpochLogger, History, ProgressBar
+from .losses import require_loss
 from .optimizers import Adam
 
 
@@ -74,9 +75,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     """Train ``model``; return a History of per-epoch figures. See ``Sequential.fit``."""
     # -- settings and data
     model.compile(loss, optimizer, metrics)
-    if model.loss is None:
-        raise ValueError("fit() needs a loss: pass loss=... (for example "
-                         "loss='cross_entropy') to fit() or compile()")
+    require_loss(model.loss, "fit()")
     if model.optimizer is None:
         model.optimizer = Adam()
     epochs = check_positive_int(epochs, "epochs")
@@ -123,7 +122,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
             seen = target if order is None else target[order]
             logs = {"loss": mean_loss, **model.compute_metrics(seen, outputs)}
             if validation is not None:
-                scores = model.evaluate(*validation)
+                scores = model.evaluate_checked(*validation)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             _call(callback_list, "on_epoch_end", epoch, logs)
             if model.stop_training:
@@ -226,10 +225,10 @@ def _diagnose_forward(model, x: np.ndarray) -> str:
     """Which parameter or layer output became NaN or infinite (the forward pass is
     run again, layer by layer; the caller restores the buffers afterwards)."""
     step = model.optimizer.iterations + 1
-    for name, param in model.named_parameters():
-        if not np.all(np.isfinite(param)):
-            layer, attribute = name.rsplit(".", 1)
-            return f"step {step}: parameter {attribute!r} of layer {layer!r} is NaN or infinite"
+    for layer in model.layers:
+        for spec in layer.param_specs:
+            if not np.all(np.isfinite(getattr(layer, spec.name))):
+                return f"step {step}: parameter {spec.name!r} of layer {layer.name!r} is NaN or infinite"
     with np.errstate(all="ignore"):
         for layer in model.layers:
             x = layer.forward(x, training=True)
@@ -241,11 +240,11 @@ def _diagnose_forward(model, x: np.ndarray) -> str:
 
 def _diagnose_gradients(model) -> str:
     step = model.optimizer.iterations + 1
-    kinds = {layer.name: type(layer).__name__ for layer in model.layers}
-    for name, grad in reversed(model.named_gradients()):
-        if not np.all(np.isfinite(grad)) or not math.isfinite(float(np.dot(grad.ravel(), grad.ravel()))):
-            layer, attribute = name.rsplit(".", 1)
-            return (f"step {step}: the gradient of {attribute!r} in layer {layer!r} "
-                    f"({kinds[layer]}) is NaN or infinite (or its norm overflows); "
-                    "lower the learning rate or scale the inputs")
+    for layer in reversed(model.layers):
+        for spec in reversed(layer.param_specs):
+            grad = getattr(layer, "d" + spec.name).ravel()
+            if not np.all(np.isfinite(grad)) or not math.isfinite(float(np.dot(grad, grad))):
+                return (f"step {step}: the gradient of {spec.name!r} in layer {layer.name!r} "
+                        f"({type(layer).__name__}) is NaN or infinite (or its norm overflows); "
+                        "lower the learning rate or scale the inputs")
     return f"step {step}: the gradient norm overflows"

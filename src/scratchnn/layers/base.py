@@ -117,8 +117,7 @@ class Layer:
         self.buffer_specs.append(BufferSpec(name, tuple(int(s) for s in shape), float(fill)))
 
     def _check_new_name(self, name: str) -> None:
-        taken = {s.name for s in self.param_specs} | {"d" + s.name for s in self.param_specs} \
-            | {s.name for s in self.buffer_specs}
+        taken = set(self.bound_names())
         if not (isinstance(name, str) and name.isidentifier()) or name in taken:
             raise ValueError(f"layer {self.name or self.kind!r}: {name!r} must be a new identifier; "
                              f"already declared: {sorted(taken)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -579,11 +580,11 @@ DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 
 def format1_data():
-    """The data tests/data/make_format1.py trained on."""
-    rng = np.random.default_rng(7)
-    X = rng.normal(size=(40, 4))
-    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
-    return X, y
+    """The data tests/data/make_format1.py trained on (its own function)."""
+    spec = importlib.util.spec_from_file_location("make_format1", DATA / "make_format1.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.data()
 
 
 @pytest.mark.parametrize("name", ["adam_float64", "sgd_float32"])

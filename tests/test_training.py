@@ -237,8 +237,8 @@ def test_a_huge_learning_rate_stops_with_an_error_not_nan_weights():
 
 
 def test_fit_silences_overflow_warnings_only_while_it_runs():
-    """fit enters np.errstate(over="ignore", invalid="ignore") once for all its steps
-    and callbacks, and gives the caller's settings back, after an error too."""
+    """fit enters np.errstate(over="ignore", invalid="ignore", divide="ignore") once for
+    all its steps and callbacks, and gives the caller's settings back, after an error too."""
     X, y = blobs()
     seen = []
     spy = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(np.geterr()))
@@ -247,8 +247,8 @@ def test_fit_silences_overflow_warnings_only_while_it_runs():
         assert np.geterr() == {"divide": "raise", "over": "raise", "under": "ignore", "invalid": "raise"}
         with pytest.raises(DivergenceError):
             mlp().fit(X * 1e18, y, loss="cross_entropy", optimizer=snn.SGD(lr=1.0))
-        assert np.geterr()["over"] == "raise" and np.geterr()["invalid"] == "raise"
-    assert [(s["over"], s["invalid"], s["divide"]) for s in seen] == [("ignore", "ignore", "raise")] * 2
+        assert np.geterr()["over"] == np.geterr()["invalid"] == np.geterr()["divide"] == "raise"
+    assert [(s["over"], s["invalid"], s["divide"]) for s in seen] == [("ignore", "ignore", "ignore")] * 2
 
 
 # --------------------------------------------------------------------- Ctrl-C
@@ -268,7 +268,8 @@ def test_ctrl_c_stops_after_the_current_batch_and_the_model_stays_usable(capsys)
                         callbacks=[PressCtrlC()])
     assert history.interrupted and steps[-1] == 6 and model.optimizer.iterations == 6
     assert len(history.epoch) == 1                        # epoch 2 was cut short, not logged
-    assert "interrupted: training stopped after epoch 2, batch 2" in capsys.readouterr().err
+    assert (history.completed_epochs, history.interrupted_batches) == (1, 2)
+    assert "interrupted in epoch 2 after batch 2 of 4: 1 complete epoch;" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is handler    # the handler is restored
     assert np.all(np.isfinite(model.predict_proba(X)))
     more = model.fit(X, y, epochs=1)                      # and can go on training

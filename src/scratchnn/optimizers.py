@@ -68,7 +68,7 @@ class Optimizer:
             self.state = self._initial_state(params)
         blocks = self._blocks_for(params, grads, overwrite_grads and self.GRADS_AS_SCRATCH)
         self.iterations += 1
-        self._begin_step()
+        self._begin_step(params.dtype)
         for p, g, state, tmp in blocks:
             self._update(p, g, state, tmp)
         if self.iterations % self.FLUSH_EVERY == 0:
@@ -119,8 +119,9 @@ class Optimizer:
         """The state vectors before the first step: zeros, beside the parameters."""
         return {name: _memory.zeros_like(params) for name in self.state_names()}
 
-    def _begin_step(self) -> None:
-        """Compute what every block of this step shares (after ``iterations`` is incremented)."""
+    def _begin_step(self, dtype: np.dtype) -> None:
+        """Compute what every block of this step shares (after ``iterations`` is
+        incremented), for vectors of ``dtype``."""
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict, tmp: tuple) -> None:
         """Apply the update rule to one block: ``p``, ``g`` and the ``state``
@@ -339,18 +340,32 @@ class Adam(Optimizer):
         work *= 1 - self.beta2
         v *= self.beta2
         v += work
-        k1, k2 = self._k
-        np.sqrt(v, out=work)                 # work = k1 sqrt(v) + k2
-        work *= k1
-        work += k2
-        np.divide(m, work, out=work)         # p -= m / work
+        np.sqrt(v, out=work)
+        if self._k is not None:              # work = k1 sqrt(v) + k2
+            k1, k2 = self._k
+            work *= k1
+            work += k2
+            np.divide(m, work, out=work)     # p -= m / work
+        else:                                # the unfolded form (see _begin_step)
+            work /= self._sqrt_correction2   # p -= (lr / c1) m / (sqrt(v / c2) + eps)
+            work += self.eps
+            np.divide(m, work, out=work)
+            work *= self._step_size
         p -= work
 
-    def _begin_step(self) -> None:
+    def _begin_step(self, dtype: np.dtype) -> None:
+        """The folded scalars ``k1``, ``k2`` of this step, or None when one of them
+        is not a normal number of ``dtype`` (a learning rate so small that ``k1``
+        overflows, or so large that ``k2`` underflows to 0, which would divide m by 0):
+        then the update is computed unfolded, as PyTorch writes it."""
         t = self.iterations
         correction1 = 1 - self.beta1 ** t
-        self._k = (correction1 / (self.lr * math.sqrt(1 - self.beta2 ** t)),
-                   self.eps * correction1 / self.lr)
+        self._sqrt_correction2 = math.sqrt(1 - self.beta2 ** t)
+        self._step_size = self.lr / correction1
+        scale = self.lr * self._sqrt_correction2
+        k = (correction1 / scale if scale else math.inf, self.eps * correction1 / self.lr)
+        info = np.finfo(dtype)
+        self._k = k if all(float(info.tiny) <= x <= float(info.max) for x in k) else None
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

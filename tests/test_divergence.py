@@ -1,0 +1,153 @@
+"""A diverged fit keeps the weights, optimizer state and buffers of its last finite step.
+
+Finite gradients times a huge learning rate overflow the parameters in the update
+itself; the training step then puts the parameters back from a copy taken before
+the step and raises DivergenceError. Every fit that raises or returns leaves
+finite weights.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import scratchnn as snn
+from scratchnn.optimizers import OPTIMIZERS
+from test_core import centered_model
+
+
+def regression(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 3)), rng.normal(size=n)
+
+
+def mlp(dtype="float32", seed=0):
+    return snn.Sequential([snn.Dense(16), snn.ReLU(), snn.Dense(1)], seed=seed, dtype=dtype)
+
+
+class Snapshots(snn.Callback):
+    """The parameters after every step that completed."""
+
+    def __init__(self):
+        self.params = []
+
+    def on_train_begin(self, logs=None):
+        self.params.append(self.model.params.copy())
+
+    def on_batch_end(self, batch, logs=None):
+        self.params.append(self.model.params.copy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_update_that_overflows_is_put_back_bit_for_bit(name, dtype):
+    """Three good steps, then one with a learning rate that overflows every
+    optimizer's update: the error names the step and the parameter, and the
+    parameters are those of step 3 exactly (bit for bit). The optimizer counts
+    the rejected step (its moments have seen that gradient)."""
+    X, y = regression()
+    model = mlp(dtype)
+    optimizer = OPTIMIZERS[name](lr=1e-3)
+    snapshots = Snapshots()
+    model.fit(X, y, loss="mse", optimizer=optimizer, epochs=1, batch_size=16, shuffle=False,
+              callbacks=[snapshots])
+    optimizer.lr = float(np.finfo(dtype).max)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(snn.DivergenceError, match=r"step 5: the optimizer's update made "
+                                                      r"parameter 'W' of layer 'dense_0'.*put back"):
+            model.fit(X * 1e3, y, epochs=1, batch_size=16, shuffle=False)
+    np.testing.assert_array_equal(model.params, snapshots.params[-1])
+    assert model.optimizer.iterations == 5
+    optimizer.lr = 1e-3                      # and training goes on from there
+    model.fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    assert np.all(np.isfinite(model.params)) and model.optimizer.iterations == 9
+
+
+def test_the_first_step_put_back_leaves_the_initial_weights():
+    X, y = regression()
+    model = mlp("float64")
+    model.build((3,))
+    before = model.params.copy()
+    with pytest.raises(snn.DivergenceError, match="step 1: the optimizer's update"):
+        model.fit(X, y, loss="mse", optimizer=snn.Adam(lr=1e308), epochs=1, batch_size=None)
+    np.testing.assert_array_equal(model.params, before)
+
+
+def test_the_issue_examples_leave_finite_weights():
+    """SGD(lr=1e38) raises on step 2 with the weights of step 1; full batch, one
+    epoch returns with finite weights; float64 and lr=1e308 (the CLI's xor example)."""
+    X, y = regression()
+    model = mlp()
+    snapshots = Snapshots()
+    with pytest.raises(snn.DivergenceError, match="batch 2"):
+        model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=1e38), epochs=5, batch_size=16,
+                  callbacks=[snapshots])
+    np.testing.assert_array_equal(model.params, snapshots.params[-1])
+    assert np.all(np.isfinite(model.params))
+    for dtype, lr in [("float32", 1e38), ("float64", 1e308)]:
+        model = mlp(dtype)
+        try:
+            model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=lr), epochs=1, batch_size=None)
+        except snn.DivergenceError:
+            pass
+        assert np.all(np.isfinite(model.params))
+
+
+def test_a_diverged_update_restores_the_buffers():
+    X, y = regression()
+    targets = np.stack([y, -y, 2 * y], axis=1)
+    model = centered_model(dtype="float64")
+    model.fit(X, targets, loss="mse", optimizer=snn.SGD(lr=0.1), epochs=1, batch_size=None)
+    buffers, params = model.buffers.copy(), model.params.copy()
+    # a finite loss (about 1e200) and finite gradients (about 1e100), but lr * gradient overflows
+    with pytest.raises(snn.DivergenceError, match="update"):
+        model.fit(X, targets * 1e100, optimizer=snn.SGD(lr=1e250), epochs=1, batch_size=None)
+    np.testing.assert_array_equal(model.buffers, buffers)
+    np.testing.assert_array_equal(model.params, params)
+    assert not np.array_equal(buffers, centered_model(dtype="float64").build((3,)).buffers)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_with_the_smallest_learning_rate_trains_without_a_warning(dtype):
+    """lr=1e-323 makes Adam's folded scalar k1 overflow (and ZeroDivisionError
+    before); the unfolded update is tiny, so the weights barely move and stay finite."""
+    X, y = regression()
+    model = mlp(dtype)
+    model.build((3,))
+    before = model.params.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X, y, loss="mse", optimizer=snn.Adam(lr=1e-323), epochs=2, batch_size=16)
+    np.testing.assert_allclose(model.params, before, rtol=0, atol=1e-300)
+    assert model.optimizer.iterations == 8
+
+
+def test_adam_unfolded_equals_folded_where_both_apply():
+    """The fallback form is the same update: forced on a normal learning rate,
+    it agrees with the folded form to rounding."""
+    class Unfolded(snn.Adam):
+        def _begin_step(self, dtype):
+            super()._begin_step(dtype)
+            self._k = None
+
+    rng = np.random.default_rng(1)
+    p0, grads = rng.normal(size=1000), [rng.normal(size=1000) for _ in range(5)]
+    pf, pu = p0.copy(), p0.copy()
+    folded, unfolded = snn.Adam(lr=0.01), Unfolded(lr=0.01)
+    for g in grads:
+        folded.step(pf, g.copy())
+        unfolded.step(pu, g.copy())
+    assert not np.array_equal(pf, p0)
+    np.testing.assert_allclose(pu, pf, rtol=1e-13, atol=0)
+
+
+def test_adam_with_a_huge_learning_rate_in_float32_diverges_without_a_warning():
+    """lr=1e44 makes k2 underflow to 0 in float32 (a division by zero before)."""
+    X, y = regression()
+    model = mlp("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(snn.DivergenceError, match="step 1: the optimizer's update"):
+            model.fit(X, y, loss="mse", optimizer=snn.Adam(lr=1e44), epochs=1)
+    assert np.all(np.isfinite(model.params))

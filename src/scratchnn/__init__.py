@@ -8,7 +8,7 @@ from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, Learni
                         ModelCheckpoint, ReduceLROnPlateau)
 from .gradcheck import gradcheck, numerical_gradient
 from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU,
-                     Sigmoid, Softmax, Tanh)
+                     Sigmoid, Softmax, Tanh, register_layer)
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .io import load, save
 from .model import Sequential
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential", "DivergenceError", "save", "load",
     "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
-    "Softmax", "Dropout", "Flatten",
+    "Softmax", "Dropout", "Flatten", "register_layer",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from ._validation import check_number, check_same_length, make_rng
 from .layers.base import Layer
 from .losses import Loss, get_loss
 from .model import Sequential
@@ -76,7 +77,7 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         y: targets for ``loss``.
         loss: a loss name or Loss. Defaults to the model's loss, or, when there is
             none (or for a single layer), to ``sum(output * R)`` with a fixed random R.
-        eps: the central-difference step.
+        eps: the central-difference step, in (0, 1].
         training: run layers in training mode. Dropout then draws the same mask
             for every evaluation, so its gradient can be checked too.
         seed: seed for building a single layer and for R.
@@ -85,6 +86,10 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         ``{"dense_0.W": 3e-10, ..., "input": 2e-10}``: one relative error per
         parameter array, and one for the gradient with respect to X.
     """
+    eps = check_number("eps", eps, 0.0, 1.0, low_open=True)
+    make_rng(seed)                       # checks it
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be True or False, got {training!r}")
     if isinstance(model, Layer):
         model = Sequential([model], seed=seed, dtype="float64")
     elif not isinstance(model, Sequential):
@@ -99,7 +104,11 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         weights = np.random.default_rng(seed).standard_normal((len(x), *model.output_shape))
         loss_fn, target = _ProjectionLoss(weights), None
     else:
+        if y is None:
+            raise ValueError(f"y is required to check gradients through the loss "
+                             f"{type(loss_fn).__name__}, got None")
         target = loss_fn.prepare_target(y, model.output_shape, model.dtype)
+        check_same_length(x, target)
 
     rng_state = model.rng.bit_generator.state
     buffers = model.buffers.copy()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -25,13 +26,16 @@ from . import training
 from ._validation import as_float_array, check_dtype, check_positive_int, check_same_length
 from .callbacks import Callback, History
 from .layers.base import Layer
-from .losses import Loss, get_loss, require_loss
+from .layers.activations import Sigmoid, Softmax
+from .losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss, require_loss
 from .optimizers import Optimizer, get_optimizer
 from .training import DivergenceError, quiet_overflow
 
 __all__ = ["Sequential", "DivergenceError"]
 
 _VECTOR_NAMES = {"params": "parameter", "grads": "gradient", "buffers": "buffer"}
+#: the activation each classification loss applies to the raw outputs itself
+_FUSED_ACTIVATION = {CrossEntropy: Softmax, BinaryCrossEntropy: Sigmoid}
 
 
 class Sequential:
@@ -61,10 +65,16 @@ class Sequential:
         seed: seed of the model's random generator (initialization, shuffling,
             dropout); ``None`` draws fresh entropy.
         dtype: ``"float32"`` (default) or ``"float64"``.
+        input_shape: the shape of one sample, such as ``(784,)``: the model is
+            built at once (``summary()`` works before the first ``fit``). Without
+            it, the first ``fit``, ``predict`` or ``evaluate`` builds it.
+
+    ``model[i]`` is ``model.layers[i]``, and ``model["dense_0"]`` the layer of that name.
     """
 
     def __init__(self, layers: Iterable[Layer] = (), *, seed: Optional[int] = None,
-                 dtype: str = "float32", name: str = "sequential") -> None:
+                 dtype: str = "float32", name: str = "sequential",
+                 input_shape: Optional[Sequence[int]] = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.dtype = check_dtype(dtype)
@@ -85,8 +95,38 @@ class Sequential:
         self.stop_training = False
         # (qualified name, layer, attribute, view, vector) of every bound view
         self._views: list[tuple[str, Layer, str, np.ndarray, str]] = []
+        if isinstance(layers, Layer):
+            raise TypeError("layers must be a list of layers, got a single "
+                            f"{type(layers).__name__}: write Sequential([{type(layers).__name__}(...)])")
         for layer in layers:
             self.add(layer)
+        if input_shape is not None:
+            if isinstance(input_shape, numbers.Integral):
+                input_shape = (input_shape,)
+            self.build(input_shape)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, key: Union[int, str]) -> Layer:
+        """``model[0]``, ``model[-1]`` (by position) or ``model["dense_0"]`` (by name)."""
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            names = [layer.name for layer in self.layers]
+            raise KeyError(f"no layer named {key!r}; the layers are {names}"
+                           + ("" if self.built else " (names are given when the model is built)"))
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise TypeError(f"a model is indexed by a layer's position or name, got {key!r}; "
+                            "for several layers use model.layers[i:j]")
+        if not -len(self.layers) <= key < len(self.layers):
+            raise IndexError(f"layer index {key} is out of range for a model of "
+                             f"{len(self.layers)} layers")
+        return self.layers[key]
 
     # ---------------------------------------------------------------- structure
     def add(self, layer: Layer) -> None:
@@ -109,7 +149,12 @@ class Sequential:
         allocate the flat vectors and initialize the parameters and buffers."""
         if not self.layers:
             raise ValueError("the model has no layers")
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+            raise TypeError(f"input_shape must be a tuple of positive integers such as (784,), "
+                            f"got {input_shape!r}")
         shape = tuple(check_positive_int(s, "input_shape") for s in input_shape)
+        if not shape:
+            raise ValueError("input_shape must have at least one axis, such as (784,), got ()")
         self.input_shape = shape
         counts: dict[str, int] = {}
         for layer in self.layers:
@@ -127,9 +172,16 @@ class Sequential:
         self.output_shape = shape
         n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
         n_buffers = sum(spec.size for layer in self.layers for spec in layer.buffer_specs)
-        self.params = _memory.zeros(n_params, self.dtype)
-        self.grads = _memory.zeros(n_params, self.dtype)
-        self.buffers = np.zeros(n_buffers, self.dtype)
+        self._check_size(n_params, n_buffers)
+        try:
+            self.params = _memory.zeros(n_params, self.dtype)
+            self.grads = _memory.zeros(n_params, self.dtype)
+            self.buffers = np.zeros(n_buffers, self.dtype)
+        except MemoryError:
+            self.params = self.grads = self.buffers = None
+            raise MemoryError(f"not enough memory for the model's {n_params:,} parameters "
+                              f"({_bytes(2 * n_params * self.dtype.itemsize)} with their gradients); "
+                              "use smaller layers") from None
         self._bind()
         for layer in self.layers:
             for spec in layer.param_specs:
@@ -138,6 +190,20 @@ class Sequential:
             for spec in layer.buffer_specs:
                 getattr(layer, spec.name)[...] = spec.fill
         return self
+
+    def _check_size(self, n_params: int, n_buffers: int) -> None:
+        """Refuse, before allocating anything, a model whose parameters and
+        gradients (and the optimizer's state, about as much again) cannot fit in
+        this machine's memory: an error naming the largest layer, not a MemoryError."""
+        needed = (4 * n_params + n_buffers) * self.dtype.itemsize
+        available = _physical_memory()
+        if available is None or needed <= available:
+            return
+        largest = max(self.layers, key=lambda layer: sum(s.size for s in layer.param_specs))
+        count = sum(s.size for s in largest.param_specs)
+        raise ValueError(f"the model has {n_params:,} parameters ({largest.name!r} alone has {count:,}): "
+                         f"training them needs about {_bytes(needed)}, and this machine has "
+                         f"{_bytes(available)} of memory; use smaller layers")
 
     def _bind(self) -> None:
         """Hand each layer its views into ``params``, ``grads`` and ``buffers``."""
@@ -257,12 +323,20 @@ class Sequential:
         only when ``training`` is true."""
         for layer in self.layers:
             x = layer.forward(x, training)
+            # A layer of the user's that returns the wrong thing is named here, not
+            # by a NumPy error in the next layer (a few attribute reads per layer).
+            if type(x) is not np.ndarray or x.shape[1:] != layer.output_shape or x.dtype != self.dtype:
+                _wrong_array(layer, "forward", x, layer.output_shape, self.dtype)
         return x
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
         """Fill ``self.grads`` from dL/d(output); return dL/dx when the first layer computes it."""
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
+            if layer.needs_input_grad and (type(grad_out) is not np.ndarray
+                                           or grad_out.shape[1:] != layer.input_shape
+                                           or grad_out.dtype != self.dtype):
+                _wrong_array(layer, "backward", grad_out, layer.input_shape, self.dtype)
         return grad_out
 
     # ------------------------------------------------------------ configuration
@@ -278,10 +352,29 @@ class Sequential:
         if new_optimizer is not None:
             self.optimizer = new_optimizer
         if metrics is not None:
+            if isinstance(metrics, str):
+                metrics = [metrics]
             self.metrics = list(metrics)
         if self.loss is not None:
             _metrics.check_names(self.metrics, self.loss)
+            self._check_head()
         return self
+
+    def _check_head(self) -> None:
+        """Refuse a last layer that applies the activation the loss applies itself
+        (a Keras habit: Softmax before cross_entropy gives softmax twice, a wrong
+        loss and probabilities squashed towards 1/k)."""
+        fused = _FUSED_ACTIVATION.get(type(self.loss))
+        if fused is None or not self.layers:
+            return
+        last = self.layers[-1]
+        activation = getattr(last, "activation", None)
+        if isinstance(last, fused) or activation == fused.__name__.lower():
+            where = (f"the last layer's activation={activation!r}" if activation else
+                     f"the last layer, {type(last).__name__}(),")
+            raise ValueError(f"{type(self.loss).__name__} applies {fused.__name__.lower()} to the raw "
+                             f"outputs itself, so {where} would apply it twice: remove it (the model "
+                             f"then outputs logits; predict_proba gives the probabilities)")
 
     @property
     def metric_names(self) -> list[str]:
@@ -307,6 +400,10 @@ class Sequential:
         """``X`` as a finite array of the model's dtype whose samples have the
         model's input shape (building the model on first use); else an error
         naming ``argument``."""
+        if self.built and len(self.input_shape) == 1 and _is_one_sample(X, self.input_shape[0]):
+            raise ValueError(f"{argument} must be a 2-D array (n_samples, {self.input_shape[0]}), got "
+                             f"one sample of shape ({self.input_shape[0]},); for one sample use "
+                             f"{argument}.reshape(1, -1) (or {argument}[i:i + 1] instead of {argument}[i])")
         X = as_float_array(X, argument, self.dtype)
         if not self.built:
             self.build(X.shape[1:])
@@ -323,9 +420,57 @@ class Sequential:
         X = self.check_input(X, x_name)
         if y is None:
             raise ValueError(f"{y_name} is required, got None")
+        self._check_outputs_fit_loss()
+        classes = None
+        if self.loss.classification:
+            y, classes = self._encode_labels(y, y_name)
         target = self.loss.prepare_target(y, self.output_shape, self.dtype, y_name)
         check_same_length(X, target, x_name, y_name)
+        if classes is not None:
+            self.classes = classes
         return X, target
+
+    def _check_outputs_fit_loss(self) -> None:
+        if isinstance(self.loss, CrossEntropy) and self.output_shape[-1] == 1:
+            raise ValueError("cross_entropy needs one output per class, and this model has 1 "
+                             "(its last layer outputs shape "
+                             f"{(None, *self.output_shape)}): for two classes use Dense(2) as the "
+                             "last layer, or keep Dense(1) with loss='binary_cross_entropy'")
+
+    def _encode_labels(self, y, argument: str) -> tuple[object, Optional[np.ndarray]]:
+        """Class labels that are not numbers (strings, as scikit-learn accepts them) as
+        integer codes: through ``model.classes`` when it is set, else sorted, with
+        ``model.classes`` to be set to them. Numbers pass unchanged (they are codes
+        0..k-1, one-hot rows or probabilities). Returns ``(y, new classes or None)``."""
+        if isinstance(y, np.ndarray):
+            labels = y
+        else:
+            try:
+                labels = np.asarray(y)
+            except (ValueError, TypeError):
+                return y, None                # ragged: prepare_target says so
+        if labels.dtype.kind not in "USO" or labels.size == 0:
+            return y, None
+        if labels.dtype.kind == "O" and all(isinstance(v, numbers.Number) and not isinstance(v, bool)
+                                            for v in labels.ravel()[:1000]):
+            return y, None                    # numbers in an object array (a pandas column)
+        values, codes = _unique_labels(labels, argument)
+        if self.classes is not None:
+            known = {_plain(c): i for i, c in enumerate(np.asarray(self.classes).tolist())}
+            unknown = [v for v in values.tolist() if _plain(v) not in known]
+            if unknown:
+                raise ValueError(f"{argument} has labels that are not in model.classes "
+                                 f"{np.asarray(self.classes).tolist()!r:.200}: {unknown[:5]!r}")
+            mapping = np.array([known[_plain(v)] for v in values.tolist()], dtype=np.int64)
+            return mapping[codes].reshape(labels.shape), None
+        expected = 2 if self.output_shape[-1] == 1 else self.output_shape[-1]
+        if len(values) != expected:
+            raise ValueError(
+                f"{argument} has {len(values)} distinct labels {values.tolist()!r:.200}, but the model "
+                f"has {self.output_shape[-1]} output{'s' if self.output_shape[-1] != 1 else ''}, "
+                f"for {expected} classes: give the last layer one output per class, or set "
+                "model.classes to every label (in the order of the outputs) before fit")
+        return codes.reshape(labels.shape), values
 
     # ----------------------------------------------------------------- training
     def fit(self, X, y, *, loss: Union[str, Loss, None] = None,
@@ -452,6 +597,64 @@ class Sequential:
     def save(self, path, include_optimizer: bool = True, metadata: Optional[dict] = None) -> str:
         """Write the model to one ``.npz`` file; see ``scratchnn.io.save``."""
         return io.save(self, path, include_optimizer, metadata)
+
+
+def _wrong_array(layer: Layer, method: str, value, shape: tuple, dtype: np.dtype):
+    what = "output" if method == "forward" else "gradient dL/dx"
+    if type(value) is not np.ndarray:
+        got = "None" if value is None else f"a {type(value).__name__}"
+    elif value.dtype != dtype:
+        got = f"an array of dtype {value.dtype}"
+    else:
+        got = f"shape {value.shape}"
+    raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): {method}() must return its "
+                     f"{what} as a {dtype.name} array of shape (N, {', '.join(map(str, shape))}), "
+                     f"got {got}")
+
+
+def _is_one_sample(X, n_features: int) -> bool:
+    """Whether ``X`` looks like one sample ``(n_features,)`` rather than a batch."""
+    if isinstance(X, np.ndarray):
+        return X.ndim == 1 and X.shape[0] == n_features and n_features > 1
+    if isinstance(X, (list, tuple)) and len(X) == n_features > 1:
+        return all(isinstance(v, numbers.Number) for v in X)
+    return False
+
+
+def _unique_labels(labels: np.ndarray, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct labels and each label's index among them."""
+    flat = labels.ravel()
+    if flat.dtype.kind == "O":
+        for i, v in enumerate(flat.tolist()):
+            if v is None or (isinstance(v, float) and v != v):
+                raise ValueError(f"{argument} has a missing label (None or NaN) at sample {i}")
+    try:
+        values, codes = np.unique(flat, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in flat.tolist()})
+        raise TypeError(f"{argument} mixes label types that cannot be sorted ({', '.join(kinds)}); "
+                        "use labels of one type") from None
+    return values, codes.reshape(-1)
+
+
+def _plain(value):
+    """A label as a plain Python value, for lookups (np.str_("a") and "a" alike)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+
+
+def _physical_memory() -> Optional[int]:
+    """This machine's memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 # Model files name the class of their model; io looks it up here (it cannot import

@@ -8,17 +8,28 @@ count) is flat vectors too, created on the first step; ``state_dict`` /
 
 The update rules follow PyTorch's ``torch.optim`` exactly (weight decay is
 L2 added to the gradient, except in AdamW), so results can be compared with it.
+Every optimizer also takes ``learning_rate=``, Keras's name for ``lr``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
 from . import _memory
 from ._validation import check_number
+
+
+def _lr(lr, learning_rate, default: float):
+    """``learning_rate=`` (the Keras name) is another name for ``lr``; not both."""
+    if learning_rate is None:
+        return lr
+    if not (isinstance(lr, (int, float)) and lr == default):
+        raise ValueError(f"pass lr or learning_rate (the same setting), not both: got lr={lr!r}, "
+                         f"learning_rate={learning_rate!r}")
+    return learning_rate
 
 
 class Optimizer:
@@ -180,8 +191,8 @@ class SGD(Optimizer):
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+                 weight_decay: float = 0.0, *, learning_rate: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
@@ -219,8 +230,9 @@ class AdaGrad(Optimizer):
     """
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+                 initial_accumulator_value: float = 0.0, *,
+                 learning_rate: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.initial_accumulator_value = check_number("initial_accumulator_value",
                                                 initial_accumulator_value, 0.0)
@@ -262,8 +274,9 @@ class RMSProp(Optimizer):
     """
 
     def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8,
-                 momentum: float = 0.0, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+                 momentum: float = 0.0, weight_decay: float = 0.0, *,
+                 learning_rate: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay)
         self.rho = check_number("rho", rho, 0.0, 1.0, high_open=True)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
@@ -316,8 +329,9 @@ class Adam(Optimizer):
     GRADS_AS_SCRATCH = True    # g is last read by the pass that writes g^2 into tmp[0]
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 0.0, *,
+                 learning_rate: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay)
         self.beta1 = check_number("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_number("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
@@ -383,8 +397,9 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 0.01, *,
+                 learning_rate: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), beta1, beta2, eps, weight_decay)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

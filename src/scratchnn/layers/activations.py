@@ -170,3 +170,11 @@ class Softmax(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._saved()
         return y * (grad_out - np.sum(grad_out * y, axis=-1, keepdims=True))
+
+
+# Activations by the names users type in configurations, ``Dense(activation=...)``
+# and on the command line.
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "identity": Identity, "linear": Identity, "sigmoid": Sigmoid, "tanh": Tanh,
+    "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "gelu": GELU, "softmax": Softmax,
+}

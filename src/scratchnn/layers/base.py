@@ -33,13 +33,15 @@ All arrays carry a leading batch axis of size N.
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..initializers import Initializer
+from .._validation import check_number, check_positive_int
+from ..initializers import Initializer, get_initializer
 
 
 @dataclass
@@ -102,19 +104,34 @@ class Layer:
         dropout)."""
         return tuple(input_shape)
 
-    def add_param(self, name: str, shape: tuple, initializer: Initializer,
+    def add_param(self, name: str, shape: tuple, initializer: Union[str, Initializer],
                   fan_in: int, fan_out: int) -> None:
         """Declare a parameter; the model allocates it and binds ``self.<name>``
-        and its gradient ``self.d<name>``."""
+        and its gradient ``self.d<name>``. ``initializer`` is a name of
+        ``scratchnn.initializers.INITIALIZERS`` (``"he_uniform"``) or a callable
+        ``(rng, shape, fan_in, fan_out) -> array``."""
         self._check_new_name(name)
-        self.param_specs.append(ParamSpec(name, tuple(int(s) for s in shape), initializer,
-                                          int(fan_in), int(fan_out)))
+        initializer = get_initializer(initializer, f"the initializer of {name!r}")
+        self.param_specs.append(ParamSpec(name, self._checked_shape(name, shape), initializer,
+                                          check_positive_int(fan_in, "fan_in"),
+                                          check_positive_int(fan_out, "fan_out")))
 
     def add_buffer(self, name: str, shape: tuple, fill: float = 0.0) -> None:
         """Declare a buffer (state that is not trained, such as a running mean); the
         model allocates it, fills it with ``fill`` and binds ``self.<name>``."""
         self._check_new_name(name)
-        self.buffer_specs.append(BufferSpec(name, tuple(int(s) for s in shape), float(fill)))
+        self.buffer_specs.append(BufferSpec(name, self._checked_shape(name, shape),
+                                            check_number("fill", fill)))
+
+    def _checked_shape(self, name: str, shape) -> tuple:
+        """``shape`` as a tuple of positive ints (``()`` for a scalar)."""
+        if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape):
+            raise ValueError(f"layer {self.name or self.kind!r}: the shape of {name!r} must be a tuple "
+                             f"of positive integers, got {shape!r}")
+        return tuple(int(s) for s in shape)
 
     def _check_new_name(self, name: str) -> None:
         taken = set(self.bound_names())

@@ -7,6 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..initializers import Initializer, get_initializer
+from .activations import ACTIVATIONS
 from .base import Layer
 
 
@@ -22,20 +23,30 @@ class Dense(Layer):
         dL/db = sum_n g[n]     (units,)
         dL/dx = g W^T          (N, in)
 
+    With ``activation="relu"`` (any name of ``ACTIVATIONS``, as in Keras) the layer
+    applies that activation to ``x W + b``, and its backward pass applies the
+    activation's derivative to ``g`` first: ``Dense(64, activation="relu")`` is
+    ``Dense(64), ReLU()`` in one layer.
+
     Args:
         units: number of outputs.
+        activation: an activation's name, or None (default) for none.
         use_bias: add ``b`` (default True).
         kernel_initializer: initializer of ``W`` (default ``"glorot_uniform"``, as in Keras).
         bias_initializer: initializer of ``b`` (default ``"zeros"``).
     """
 
-    def __init__(self, units: int, *, use_bias: bool = True,
+    def __init__(self, units: int, activation: Optional[str] = None, *, use_bias: bool = True,
                  kernel_initializer: Union[str, Initializer] = "glorot_uniform",
                  bias_initializer: Union[str, Initializer] = "zeros",
                  name: Optional[str] = None) -> None:
         super().__init__(name)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
+        if activation is not None and not (isinstance(activation, str) and activation.lower() in ACTIVATIONS):
+            raise ValueError(f"activation must be None or one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = None if activation is None else activation.lower()
+        self._activation = None if activation is None else ACTIVATIONS[self.activation]()
         self.units = int(units)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
@@ -58,10 +69,14 @@ class Dense(Layer):
         y = x @ self.W
         if self.use_bias:
             y += self.b
+        if self._activation is not None:
+            y = self._activation.forward(y, training)
         return y
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
         x = self._saved()
+        if self._activation is not None:
+            grad_out = self._activation.backward(grad_out)
         np.matmul(x.T, grad_out, out=self.dW)
         if self.use_bias:
             np.add.reduce(grad_out, axis=0, out=self.db)
@@ -71,6 +86,8 @@ class Dense(Layer):
 
     def get_config(self) -> dict:
         config = {"units": self.units, "use_bias": self.use_bias, "name": self.name}
+        if self.activation is not None:
+            config["activation"] = self.activation
         for key in ("kernel_initializer", "bias_initializer"):
             value = getattr(self, key)
             if isinstance(value, str):

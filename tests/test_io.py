@@ -8,6 +8,11 @@ import json
 import os
 import pathlib
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 import zipfile
 
 import numpy as np
@@ -448,7 +453,7 @@ _DELETE = object()
 @pytest.mark.parametrize("field, value, message", [
     ("layers.0.class", "os.system", r"layers\[0\]: unknown class 'os.system'"),
     ("layers.1.class", "__import__", "unknown class '__import__'"),
-    ("layers.0.config.activation", "relu", r"layers\[0\] \(Dense\): unknown argument 'activation'"),
+    ("layers.0.config.dropout_rate", 0.5, r"layers\[0\] \(Dense\): unknown argument 'dropout_rate'"),
     ("layers.2.config.__class__", "x", r"layers\[2\] \(Dropout\): unknown argument '__class__'"),
     ("layers.0.config.units", "16", r"layers\[0\] \(Dense\): units must be a positive integer"),
     ("layers.0.config.units", 17, "the layers declare .* but n_params is"),
@@ -669,3 +674,274 @@ def test_a_model_with_buffers_writes_them_and_checks_their_count(tmp_path, monke
     with pytest.raises(ValueError, match="format 1 holds no buffers"):
         load(write_npz(tmp_path / "v1.npz", {k: v for k, v in doc.items() if k not in ("model", "n_buffers")}
                        | {"format_version": 1}, missing))
+
+
+# ------------------------------------------------------------------ classes
+from scratchnn import MSE, BinaryCrossEntropy   # noqa: E402
+from scratchnn.io import check_classes          # noqa: E402
+
+
+def built(units, loss):
+    model = Sequential([Dense(units)], seed=0).build((4,))
+    model.loss = loss
+    return model
+
+
+@pytest.mark.parametrize("units, loss, classes, expected", [
+    (3, CrossEntropy(), ["a", "b", "c"], ["a", "b", "c"]),
+    (3, CrossEntropy(), np.array([10, 20, 30]), [10, 20, 30]),
+    (1, BinaryCrossEntropy(), ("no", "yes"), ["no", "yes"]),
+    (4, BinaryCrossEntropy(), [False, True], [False, True]),      # multi-label: each output 0/1
+    (3, CrossEntropy(), [np.float32(0.5), 1.5, 2.5], [0.5, 1.5, 2.5]),
+    (3, MSE(), None, None),
+    (3, None, None, None),
+])
+def test_check_classes_accepts_one_label_per_predicted_index(units, loss, classes, expected):
+    result = check_classes(classes, built(units, loss))
+    assert result == expected
+    assert result is None or all(type(c) is type(expected[0]) for c in result)   # plain Python
+
+
+@pytest.mark.parametrize("units, loss, classes, message", [
+    (3, CrossEntropy(), ["a", "b"], r"classes must have 3 labels, one per output unit under "
+                                    r"CrossEntropy .*\(3,\).*got 2: \['a', 'b'\]"),
+    (3, CrossEntropy(), ["a", "b", "c", "d"], "classes must have 3 labels.*got 4"),
+    (1, BinaryCrossEntropy(), ["yes"], r"classes must have 2 labels, classes\[0\] for a logit "
+                                       r"<= 0 and classes\[1\] for a logit > 0.*got 1"),
+    (3, BinaryCrossEntropy(), ["a", "b", "c"], "classes must have 2 labels.*got 3"),
+    (3, MSE(), ["a", "b", "c"], "classes must be None: the model's loss MSE is a regression loss"),
+    (3, None, ["a", "b", "c"], "classes must be None: the model has no loss yet"),
+    (3, CrossEntropy(), ["a", "b", "a"], r"classes must hold distinct labels .*\['a'\] appear"),
+    (3, CrossEntropy(), [1, 1.0, 2], "classes must be a non-empty list of labels of one type"),
+    (3, CrossEntropy(), ["a", 1, 2], "classes must be a non-empty list of labels of one type"),
+    (3, CrossEntropy(), [True, 1, 2], "of one type"),
+    (3, CrossEntropy(), [], "non-empty list"),
+    (3, CrossEntropy(), [0.5, float("nan"), 1.0], "finite labels"),
+    (3, CrossEntropy(), np.array([["a", "b", "c"]]), r"1-D list of labels, got an array of shape \(1, 3\)"),
+    (3, CrossEntropy(), "abc", "list, tuple or 1-D array of labels, got str"),
+    (3, CrossEntropy(), [["a"], ["b"], ["c"]], "of one type"),
+])
+def test_check_classes_refuses_labels_that_do_not_fit(units, loss, classes, message):
+    with pytest.raises(ValueError, match=message):
+        check_classes(classes, built(units, loss))
+
+
+def test_check_classes_needs_a_built_model():
+    model = Sequential([Dense(3)])
+    model.loss = CrossEntropy()
+    with pytest.raises(ValueError, match="classes cannot be checked before the model is built"):
+        check_classes(["a", "b", "c"], model)
+    assert check_classes(None, model) is None
+
+
+@pytest.mark.parametrize("classes, message", [
+    (["cat", "dog"], r"classes must have 3 labels, one per output unit.*got 2"),
+    (["cat", "dog", "bird", "fish"], "classes must have 3 labels.*got 4"),
+    (["cat", "dog", "cat"], r"classes must hold distinct labels.*\['cat'\]"),
+])
+def test_a_file_whose_classes_do_not_fit_the_model_is_refused(saved, tmp_path, classes, message):
+    """Such a file used to load; predict then raised IndexError (or mapped every
+    class to a wrong label) and the CLI wrote rows narrower than their header."""
+    _, doc, arrays = saved
+    path = write_npz(tmp_path / "bad.npz", dict(doc, classes=classes), arrays)
+    with pytest.raises(ValueError, match=message) as error:
+        load(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_regression_file_with_classes_is_refused(tmp_path):
+    X, y = make_data()
+    model = Sequential([Dense(2)], seed=0)
+    model.fit(X, np.stack([y, y], axis=1).astype(float), loss="mse", epochs=1)
+    doc, arrays = read_npz(save(model, tmp_path / "r.npz"))
+    path = write_npz(tmp_path / "bad.npz", dict(doc, classes=["a", "b"]), arrays)
+    with pytest.raises(ValueError, match="classes must be None: the model's loss MSE is a regression"):
+        load(path)
+
+
+@pytest.mark.parametrize("classes, message", [
+    (np.array(["cat", "dog"]), "model.classes must have 3 labels"),
+    (["a", "b", "b"], "model.classes must hold distinct labels"),
+])
+def test_classes_that_do_not_fit_are_refused_on_save_and_nothing_is_written(tmp_path, classes, message):
+    model, _, _ = trained_model(epochs=1)
+    model.classes = classes
+    with pytest.raises(ValueError, match=message):
+        save(model, tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------- paths
+@pytest.mark.parametrize("path, error, message", [
+    ("", ValueError, "path is an empty string; expected a file path"),
+    (b"m.npz", TypeError, r"path must be a str or os.PathLike path, got bytes b'm.npz'.*os.fsdecode"),
+    (bytearray(b"m.npz"), TypeError, "path must be a str or os.PathLike path, got bytearray"),
+    (42, TypeError, "path must be a str or os.PathLike path, got int"),
+    (None, TypeError, "path must be a str or os.PathLike path, got NoneType"),
+    ("m\0.npz", ValueError, "contains a NUL character"),
+])
+def test_save_and_load_refuse_a_path_that_is_not_one(tmp_path, monkeypatch, path, error, message):
+    monkeypatch.chdir(tmp_path)
+    model, _, _ = trained_model(epochs=1)
+    with pytest.raises(error, match=message):
+        save(model, path)
+    with pytest.raises(error, match=message):
+        load(path)
+    assert list(tmp_path.iterdir()) == []            # no hidden ./.npz, nothing else
+
+
+def test_a_pathlike_that_gives_bytes_is_refused(tmp_path):
+    class BytesPath:
+        def __fspath__(self):
+            return os.fsencode(str(tmp_path / "m.npz"))
+
+    model, _, _ = trained_model(epochs=1)
+    with pytest.raises(TypeError, match=r"os.fspath\(path\) gave bytes"):
+        save(model, BytesPath())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_directories_and_nameless_paths(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    (tmp_path / "models.npz").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    cases = [
+        (str(tmp_path) + os.sep, ValueError, "ends with a path separator"),
+        (tmp_path / "models.npz", ValueError, r"models.npz.*is a directory, not a regular file"),
+        (tmp_path / ".npz", ValueError, "has no file name before '.npz'"),
+        (tmp_path / "sub" / ".npz", ValueError, "has no file name before '.npz'"),
+        (tmp_path / "a-file" / "m.npz", ValueError, "a-file' is not a directory"),
+        (tmp_path / "missing" / "m.npz", FileNotFoundError, "the directory .*missing' does not exist"),
+    ]
+    for path, error, message in cases:
+        with pytest.raises(error, match=message):
+            save(model, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "models.npz"]
+    assert list((tmp_path / "models.npz").iterdir()) == []
+
+
+def test_save_checks_the_directory_is_writable_before_any_work(tmp_path, monkeypatch):
+    model, _, _ = trained_model(epochs=1)
+    described = []
+    monkeypatch.setattr("scratchnn.io._describe", lambda *a: described.append(a))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match=r"the directory .* is not writable"):
+        save(model, tmp_path / "m.npz")
+    assert described == [] and list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_a_directory(tmp_path):
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(ValueError, match=r"model file '.*m.npz' is a directory, not a regular file"):
+        load(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="is a directory"):
+        load(tmp_path / "m")            # the suffix is added, and the directory refused
+
+
+# ---------------------------------------------------- temporaries of killed saves
+from scratchnn.io import _temporary_prefix   # noqa: E402
+
+
+def dead_pid():
+    """The pid of a process that has exited (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporary_names_identify_their_writer(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    model, _, _ = trained_model(epochs=1)
+    save(model, tmp_path / "model.npz")
+    prefix = _temporary_prefix("model.npz")
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+    assert prefix == f".model.npz.{host}."
+    assert len(seen) == 1 and re.fullmatch(re.escape(prefix) + rf"{os.getpid()}\.\w+\.tmp", seen[0])
+
+
+def test_save_removes_stale_temporaries_of_its_target_only(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    prefix = _temporary_prefix("model.npz")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = tmp_path / f"{prefix}{dead_pid()}.abc123_x.tmp"
+        alive = tmp_path / f"{prefix}{live.pid}.abc123_y.tmp"
+        mine_stale = tmp_path / f"{prefix}{os.getpid()}.earlier.tmp"   # an earlier process, same pid
+        other_target = tmp_path / f"{_temporary_prefix('other.npz')}{dead_pid()}.abc.tmp"
+        other_host = tmp_path / f".model.npz.elsewhere.{dead_pid()}.abc.tmp"
+        not_ours = tmp_path / f"{prefix}notapid.abc.tmp"
+        for path in (stale, alive, mine_stale, other_target, other_host, not_ours):
+            path.write_bytes(b"PK\x03\x04 half a model")
+        save(model, tmp_path / "model.npz")
+        assert not stale.exists() and not mine_stale.exists()
+        assert alive.exists() and other_target.exists() and other_host.exists() and not_ours.exists()
+        assert np.array_equal(load(tmp_path / "model.npz").params, model.params)
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_save_killed_midway_leaves_the_old_file_and_the_next_save_cleans_up(tmp_path):
+    """kill -9 during a save: the target is the old model or the new one, never a part,
+    and the temporary file the dead writer left is removed by the next save."""
+    path = tmp_path / "big.npz"
+    script = (
+        "import sys, numpy as np\n"
+        "from scratchnn import Sequential, Dense\n"
+        "from scratchnn.io import save\n"
+        "model = Sequential([Dense(1000)], seed=0).build((1000,))\n"
+        f"save(model, {str(path)!r})\n"
+        "print('saved', flush=True)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    model.params[0] = i; i += 1\n"
+        f"    save(model, {str(path)!r})\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "saved\n"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]:
+            time.sleep(0.001)          # wait until a save is under way
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    model = load(path)                              # complete, whichever save it is
+    assert model.params.size == 1000 * 1000 + 1000
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert all(f".{child.pid}." in name for name in leftovers)
+    save(model, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npz"]
+
+
+def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
+    models = []
+    for seed in range(4):
+        model = Sequential([Dense(50)], seed=seed).build((50,))
+        models.append(model)
+    path = tmp_path / "shared.npz"
+    errors = []
+
+    def writer(model):
+        try:
+            for _ in range(5):
+                save(model, path)
+        except Exception as error:     # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(m,)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded = load(path)
+    assert any(np.array_equal(loaded.params, m.params) for m in models)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.npz"]

@@ -36,9 +36,19 @@ A file is data, never code. ``load`` reads only number arrays (an array of
 Python objects is refused, not decoded), builds classes only from the three
 registries by name, passes only the keyword arguments their constructors
 declare, and checks every field, the size of every array and the finiteness of
-every value before it returns a model. ``save`` writes a temporary file in the
-target's directory and renames it over the target, so a crash or a full disk
-never leaves a half-written model behind.
+every value before it returns a model. No array is read before its declared
+size is checked against the bytes the archive really holds, and every count the
+JSON declares (``n_params``, the layers' shapes) is computed in Python integers
+and matched against those arrays, so a small file cannot make ``load`` allocate
+a large model. ``classes`` must fit the model (``check_classes``). Only regular
+files are opened: a FIFO, a device or a directory is refused, never read.
+
+``save`` writes a temporary file in the target's directory and renames it over
+the target, so a crash, a ``kill -9`` or a full disk never leaves a half-written
+model behind, and concurrent writers each rename a complete file of their own.
+A temporary file is named ``.<target>.<host>.<pid>.<random>.tmp``; each save
+removes the temporary files of the same target that a dead process of this host
+left behind (never one whose writer is alive).
 
 Files of format 1 (scratchnn 0.1.0 before buffers) still load: they have no
 ``model``, ``n_buffers`` or ``buffers``, and their Adam and AdamW state holds
@@ -50,15 +60,20 @@ This module knows models only through their public API; it never imports
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import hashlib
 import inspect
 import json
 import math
 import numbers
 import os
 import re
+import socket
 import stat
+import struct
 import tempfile
+import threading
 import zipfile
 import zlib
 from typing import Any, Optional, Union
@@ -68,7 +83,7 @@ import numpy as np
 from . import metrics as _metrics
 from ._validation import DTYPES
 from .layers import LAYERS
-from .losses import LOSSES
+from .losses import LOSSES, BinaryCrossEntropy
 from .optimizers import OPTIMIZERS
 
 FORMAT = "scratchnn-model"
@@ -84,7 +99,14 @@ _FIELDS = {1: _FIELDS_V1, 2: (*_FIELDS_V1, "model", "n_buffers")}
 _STATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # What reading a damaged or hostile archive can raise inside numpy and zipfile.
 _READ_ERRORS = (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError,
-                OverflowError, zipfile.BadZipFile, zlib.error)
+                OverflowError, struct.error, zipfile.BadZipFile, zlib.error)
+# A .npy header: magic, version, the header's length (by version), then a Python dict literal.
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_LENGTH_FORMATS = {(1, 0): "<H", (2, 0): "<I"}
+_NPY_MAX_HEADER = 10_000      # bytes; NumPy's own limit for headers it reads without pickle
+# Shapes a file declares are multiplied in Python integers, and refused above this many
+# elements (the layers' own counts use int64).
+_MAX_ELEMENTS = 2**62
 
 PathLike = Union[str, os.PathLike]
 
@@ -96,8 +118,9 @@ def save(model, path: PathLike, include_optimizer: bool = True,
 
     Args:
         model: a built model (a Sequential).
-        path: the file; ``".npz"`` is appended when the name does not end with it.
-            An existing file is replaced only once the new one is complete.
+        path: the file (a ``str`` or ``os.PathLike``; bytes are refused); ``".npz"``
+            is appended when the name does not end with it. An existing file is
+            replaced only once the new one is complete.
         include_optimizer: also save the optimizer's settings and state vectors,
             so that ``fit`` can resume where it stopped. When False the file has
             no optimizer (``"optimizer": null``).
@@ -105,12 +128,21 @@ def save(model, path: PathLike, include_optimizer: bool = True,
             and scale, a data-set name, ...); NumPy scalars and arrays are stored
             as numbers and lists. Defaults to ``model.metadata`` when the model
             has one (a loaded model does), else ``{}``.
+
+    Raises:
+        TypeError: ``model`` is not a Sequential, or ``path`` is not a str or os.PathLike.
+        ValueError: ``path`` is empty, names a directory or another non-regular file,
+            or has no name before ``.npz``; ``model.classes`` does not fit the model
+            (see ``check_classes``); a value cannot be stored.
+        FileNotFoundError, PermissionError: the directory does not exist or is not
+            writable (checked before anything is written).
     """
     if not isinstance(model, tuple(MODELS.values())):
         raise TypeError(f"model must be a scratchnn Sequential, got {type(model).__name__}")
     if not model.built:
         raise RuntimeError("the model is not built yet: call build(input_shape), or fit or "
                            "predict once, before save()")
+    path = _save_target(path)
     if metadata is None:
         metadata = getattr(model, "metadata", None)
     document, state = _describe(model, bool(include_optimizer), metadata)
@@ -120,11 +152,62 @@ def save(model, path: PathLike, include_optimizer: bool = True,
     if model.buffers.size:
         arrays["buffers"] = model.buffers
     arrays.update({f"optimizer/{name}": vector for name, vector in state.items()})
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
     _write_atomically(path, arrays)
     return path
+
+
+def check_path(path, argument: str = "path") -> str:
+    """``path`` (a ``str`` or ``os.PathLike`` of str) as a non-empty ``str``, else a
+    TypeError or ValueError naming ``argument``. Bytes are refused: decode them
+    with ``os.fsdecode``. ``save``, ``load`` and the data sets' readers use it."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{argument} must be a str or os.PathLike path, got {type(path).__name__} "
+                        f"{bytes(path)!r:.80}; decode it first (os.fsdecode)")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a str or os.PathLike path, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"{argument} must be a path of str, but os.fspath({argument}) gave "
+                        f"{type(text).__name__}; decode it first (os.fsdecode)")
+    if not text:
+        raise ValueError(f"{argument} is an empty string; expected a file path such as 'model.npz'")
+    if "\0" in text:
+        raise ValueError(f"{argument} {text!r:.80} contains a NUL character, which no file name can hold")
+    return text
+
+
+def _save_target(path) -> str:
+    """The file ``save`` writes: ``path`` (``.npz`` appended), checked before any work
+    is done: a file name, in an existing writable directory, not a directory itself."""
+    given = check_path(path)
+    target = given if given.endswith(".npz") else given + ".npz"
+    if given.endswith((os.sep, "/")) or (os.altsep and given.endswith(os.altsep)):
+        raise ValueError(f"path {given!r} ends with a path separator; expected a file path "
+                         "such as 'models/model.npz', not a directory")
+    if os.path.basename(target) == ".npz":
+        raise ValueError(f"path {given!r} has no file name before '.npz'; expected a path such "
+                         "as 'model.npz'")
+    directory = os.path.dirname(os.path.abspath(target))
+    try:
+        directory_mode = os.stat(directory).st_mode
+    except OSError:
+        raise FileNotFoundError(f"cannot save to {target!r}: the directory {directory!r} does not "
+                                "exist") from None
+    if not stat.S_ISDIR(directory_mode):
+        raise ValueError(f"cannot save to {target!r}: {directory!r} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot save to {target!r}: the directory {directory!r} is not "
+                              "writable")
+    try:
+        target_mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as error:
+        raise ValueError(f"cannot save to {target!r}: {error.strerror}") from None
+    if not stat.S_ISREG(target_mode):
+        raise ValueError(f"cannot save to {target!r}: it is {_file_kind(target_mode)}, not a regular "
+                         "file; expected a new path or an existing model file to replace")
+    return target
 
 
 def _describe(model, include_optimizer: bool, metadata) -> tuple[dict, dict]:
@@ -182,7 +265,7 @@ def _describe(model, include_optimizer: bool, metadata) -> tuple[dict, dict]:
         "loss": loss,
         "optimizer": optimizer,
         "metrics": None if model.metrics is None else _jsonable(list(model.metrics), "metrics"),
-        "classes": _classes_to_json(model.classes),
+        "classes": check_classes(model.classes, model, "model.classes"),
         "rng_state": _jsonable(model.rng.bit_generator.state, "model.rng state"),
         "n_params": int(model.params.size),
         "n_buffers": int(model.buffers.size),
@@ -234,37 +317,161 @@ def _jsonable(value, where: str):
                     "JSON-serialisable")
 
 
-def _classes_to_json(classes) -> Optional[list]:
+def check_classes(classes, model, argument: str = "classes") -> Optional[list]:
+    """``classes`` as a list of labels that fits ``model``; ``None`` stays ``None``.
+
+    ``predict`` returns ``classes[i]`` for each class index ``i`` that the loss
+    predicts, so there must be exactly one label per index the loss can give::
+
+        CrossEntropy (outputs (N, ..., k))     k labels: classes[i] names output unit i
+        BinaryCrossEntropy (any k)             2 labels: classes[0] for a logit <= 0,
+                                               classes[1] for a logit > 0
+        MSE, MAE, Huber (regression)           None: predictions are values, not classes
+        no loss yet                            None: the rule depends on the loss
+
+    (another classification loss is held to the CrossEntropy rule.) The labels
+    must be a list, tuple or 1-D array of one type (str, int, float or bool;
+    NumPy scalars become Python ones), finite and distinct.
+
+    Raises:
+        ValueError naming ``argument``: the labels are malformed or their number
+            does not fit the model's loss and outputs.
+    """
     if classes is None:
         return None
-    array = np.asarray(classes)
-    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "biufU":
-        raise ValueError("model.classes must be a non-empty 1-D array of strings, integers, "
-                         f"floats or booleans to be saved, got {classes!r:.80}")
-    return _jsonable(array, "model.classes")
+    if isinstance(classes, np.ndarray):
+        if classes.ndim != 1:
+            raise ValueError(f"{argument} must be a 1-D list of labels, got an array of shape "
+                             f"{classes.shape}")
+        classes = classes.tolist()
+    if not isinstance(classes, (list, tuple)):
+        raise ValueError(f"{argument} must be a list, tuple or 1-D array of labels, got "
+                         f"{type(classes).__name__}")
+    labels = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    kinds = {next((t for t in (bool, int, float, str) if isinstance(c, t)), None) for c in labels}
+    if not labels or len(kinds) != 1 or None in kinds:
+        raise ValueError(f"{argument} must be a non-empty list of labels of one type (strings, "
+                         f"integers, floats or booleans), got {classes!r:.100}")
+    kind = kinds.pop()
+    labels = [kind(c) for c in labels]      # plain str, int, ... (np.str_ is a str subclass)
+    if kind is float and not all(math.isfinite(c) for c in labels):
+        raise ValueError(f"{argument} must hold finite labels, got {labels!r:.100}")
+    if len(set(labels)) != len(labels):
+        seen, duplicates = set(), []
+        for c in labels:
+            if c in seen and c not in duplicates:
+                duplicates.append(c)
+            seen.add(c)
+        raise ValueError(f"{argument} must hold distinct labels (one per class), but "
+                         f"{duplicates!r:.100} appear more than once")
+
+    loss = model.loss
+    if loss is None or not loss.classification:
+        what = "the model has no loss yet" if loss is None else \
+            f"the model's loss {type(loss).__name__} is a regression loss"
+        raise ValueError(f"{argument} must be None: {what}, and only a classification loss "
+                         f"(cross_entropy, binary_cross_entropy) predicts classes; got {labels!r:.100}")
+    if model.output_shape is None:
+        raise ValueError(f"{argument} cannot be checked before the model is built: its number "
+                         "of outputs is not known yet")
+    if isinstance(loss, BinaryCrossEntropy):
+        expected = 2
+        why = (f"classes[0] for a logit <= 0 and classes[1] for a logit > 0 under "
+               f"{type(loss).__name__}")
+    else:
+        expected = int(model.output_shape[-1])
+        why = (f"one per output unit under {type(loss).__name__} (the model's outputs are "
+               f"{tuple(model.output_shape)} per sample)")
+    if len(labels) != expected:
+        raise ValueError(f"{argument} must have {expected} labels, {why}; got {len(labels)}: "
+                         f"{labels!r:.100}")
+    return labels
 
 
 def _write_atomically(path: str, arrays: dict) -> None:
     """``np.savez`` into a temporary file beside ``path``, flushed to disk, then
-    renamed onto ``path``: readers see the old file or the new one, never a part."""
+    renamed onto ``path``: readers see the old file or the new one, never a part.
+    Stale temporary files of ``path`` (their writer died) are removed first."""
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does not exist")
     mode = _file_mode(path)
-    tmp = tempfile.NamedTemporaryFile(delete=False, dir=directory, suffix=".npz.tmp",
-                                      prefix="." + os.path.basename(path) + ".")
+    prefix = _temporary_prefix(os.path.basename(path))
+    with _WRITING_LOCK:
+        _remove_stale_temporaries(directory, prefix)
+        descriptor, tmp = tempfile.mkstemp(dir=directory, prefix=f"{prefix}{os.getpid()}.",
+                                           suffix=".tmp")
+        tmp = os.path.abspath(tmp)
+        _WRITING.add(tmp)
     try:
-        with tmp:
-            np.savez(tmp, **arrays)   # a file object: savez adds no suffix
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, mode)
-        os.replace(tmp.name, path)
+        with os.fdopen(descriptor, "wb") as file:
+            np.savez(file, **arrays)   # a file object: savez adds no suffix
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
+            os.unlink(tmp)
         raise
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.discard(tmp)
     _fsync_directory(directory)
+
+
+# The temporary files this process is writing now: a file named with this
+# process's pid but not listed here was left by an earlier process of the same pid.
+_WRITING: set = set()
+_WRITING_LOCK = threading.Lock()
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.<host>.`` (the pid, a random part and ``.tmp`` follow). A long
+    ``name`` is cut and completed by a hash so that the whole name stays short."""
+    if len(name) > 120:
+        name = name[:100] + "~" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+    return f".{name}.{host}."
+
+
+def _remove_stale_temporaries(directory: str, prefix: str) -> None:
+    """Delete ``<prefix><pid>.<random>.tmp`` files whose writer is dead. A pid of
+    another process is alive while it can be signalled (``os.kill(pid, 0)``);
+    this process's own pid is alive for the files in ``_WRITING``. The host is in
+    the prefix, so a writer on another machine sharing the directory is never
+    judged. Best effort: nothing here makes a save fail. Called under ``_WRITING_LOCK``."""
+    if os.name != "posix":      # os.kill(pid, 0) is no liveness test on Windows
+        return
+    pattern = re.compile(re.escape(prefix) + r"([0-9]{1,10})\.[A-Za-z0-9_]+\.tmp\Z")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            stale = os.path.abspath(entry.path) not in _WRITING
+        else:
+            stale = not _process_alive(pid)
+        if stale:
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (unsure counts as alive)."""
+    if pid <= 0:
+        return True               # os.kill(0, ...) would signal our own process group
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):   # PermissionError: it exists, owned by someone else
+        return True
+    return True
 
 
 def _file_mode(path: str) -> int:
@@ -308,15 +515,15 @@ def load(path: PathLike):
     The file's ``metadata`` dict is set as ``model.metadata``.
 
     Raises:
+        TypeError: ``path`` is not a str or os.PathLike (bytes are refused).
         FileNotFoundError: there is no file at ``path`` (nor at ``path + ".npz"``).
-        ValueError: the file is not a scratchnn model file, or one of its fields
-            or arrays is invalid; the message names the field.
+        ValueError: ``path`` is empty or not a regular file (a directory, a FIFO, a
+            device, ...), the file is not a scratchnn model file, or one of its
+            fields or arrays is invalid; the message names the file and the field.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path) and not path.endswith(".npz") and os.path.isfile(path + ".npz"):
+    path = check_path(path)
+    if not path.endswith(".npz") and not os.path.lexists(path) and os.path.lexists(path + ".npz"):
         path += ".npz"
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model file at {path!r}")
     try:
         with _open_archive(path) as (archive, file_size):
             return _load_archive(archive, file_size)
@@ -326,18 +533,81 @@ def load(path: PathLike):
         raise ValueError(f"invalid scratchnn model file {path!r}: {error}") from None
 
 
+def open_regular_file(path: str, what: str = "file"):
+    """Open ``path`` for reading (binary) only if it is a regular file.
+
+    A FIFO, a socket, a device (``/dev/zero``) or a directory is refused before
+    any read, so reading never blocks or runs forever. The check is made twice:
+    ``os.stat`` before opening, and ``os.fstat`` on the opened descriptor, which
+    is opened with ``O_NONBLOCK`` so that a FIFO swapped in between cannot block
+    the ``open`` itself. The data sets' readers use it too.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path`` (the message says ``what`` was looked for).
+        ValueError: ``path`` is not a regular file, or cannot be looked up.
+        PermissionError: as ``open``.
+    """
+    def refuse(mode: int):
+        raise ValueError(f"{what} {path!r} is {_file_kind(mode)}, not a regular file; expected "
+                         f"a regular {what}")
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"no {what} at {path!r}") from None
+    except PermissionError:
+        raise
+    except (OSError, ValueError) as error:   # ELOOP, ENAMETOOLONG, ...
+        raise ValueError(f"cannot read {what} {path!r}: "
+                         f"{getattr(error, 'strerror', None) or error}") from None
+    if not stat.S_ISREG(mode):
+        refuse(mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path!r}") from None
+    except PermissionError:
+        raise
+    except OSError as error:    # ENXIO: a socket swapped in after the stat
+        raise ValueError(f"cannot open {what} {path!r}: {error.strerror}; expected a regular "
+                         f"{what}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            refuse(mode)
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages: "a directory", "a FIFO (named pipe)", ..."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
 @contextlib.contextmanager
 def _open_archive(path: str):
     """The file as an NpzFile, and the file's size; the file is ours to close
     even when numpy fails."""
-    with open(path, "rb") as f:
+    with open_regular_file(path, "model file") as f:
         if f.read(4) != b"PK\x03\x04":
             raise _NotAModelFile("it is not an .npz (zip) archive")
         f.seek(0)
         try:
             archive = np.load(f, allow_pickle=False)   # never decode Python objects from a file
-        except _READ_ERRORS as error:
-            raise _NotAModelFile(f"it is not a readable .npz archive ({error})") from None
+        except Exception as error:    # zipfile's parser on hostile bytes: any of several errors
+            raise _NotAModelFile(f"it is not a readable .npz archive ({type(error).__name__}: "
+                                 f"{error})") from None
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise _NotAModelFile("it is not an .npz archive")
         with archive:
@@ -359,6 +629,8 @@ def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int):
         if info.file_size > file_size:
             raise _NotAModelFile(f"its member {info.filename!r} claims {info.file_size} bytes, "
                                  f"more than the whole file ({file_size})")
+        if info.filename[:-4] in infos:
+            raise _NotAModelFile(f"it holds the member {info.filename!r} twice")
         infos[info.filename[:-4]] = info
     if "config" not in infos:
         raise _NotAModelFile("it has no 'config' array")
@@ -415,8 +687,11 @@ def _load_archive(archive: np.lib.npyio.NpzFile, file_size: int):
             raise _BadField(f"metrics: {error}") from None
     if spec["optimizer"] is not None:
         model.optimizer = _restore_optimizer(spec["optimizer"], vectors, model, version)
-    if spec["classes"] is not None:
-        model.classes = np.asarray(spec["classes"])
+    try:
+        classes = check_classes(spec["classes"], model)
+    except ValueError as error:
+        raise _BadField(str(error)) from None
+    model.classes = None if classes is None else np.asarray(classes)
     _restore_rng(model, spec["rng_state"])
     model.metadata = spec["metadata"]
     return model
@@ -568,36 +843,84 @@ def _construct(registry: dict, entry: dict, where: str, registry_name: str):
 
 def _count_declared(layers: list, input_shape: list) -> tuple[int, int]:
     """How many parameters and buffer values ``layers`` declare for ``input_shape``,
-    without allocating them."""
+    without allocating them. Every shape is multiplied in Python integers and
+    bounded by ``_MAX_ELEMENTS``, so that the int64 arithmetic of the layers
+    (which ``build`` uses) cannot wrap around on a hostile ``input_shape``."""
     shape, n_params, n_buffers = tuple(input_shape), 0, 0
+    _check_elements(shape, "input_shape")
     rng = np.random.default_rng(0)   # layers declare in build; they draw nothing
     for i, layer in enumerate(layers):
+        where = f"layers[{i}] ({type(layer).__name__})"
         layer.param_specs, layer.buffer_specs = [], []
         try:
             shape = tuple(layer.build(shape, rng))
-        except (TypeError, ValueError) as error:
-            raise _BadField(f"layers[{i}] ({type(layer).__name__}) cannot take inputs of shape "
-                            f"{shape}: {error}") from None
-        n_params += sum(spec.size for spec in layer.param_specs)
-        n_buffers += sum(spec.size for spec in layer.buffer_specs)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise _BadField(f"{where} cannot take inputs of shape {shape}: {error}") from None
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+                   for s in shape):
+            raise _BadField(f"{where} gives outputs of shape {shape}; expected positive sizes")
+        _check_elements(shape, f"{where} output shape")
+        for spec in (*layer.param_specs, *layer.buffer_specs):
+            _check_elements(spec.shape, f"{where} {spec.name}")
+        n_params += sum(math.prod(spec.shape) for spec in layer.param_specs)
+        n_buffers += sum(math.prod(spec.shape) for spec in layer.buffer_specs)
         layer.param_specs, layer.buffer_specs = [], []
     return n_params, n_buffers
 
 
+def _check_elements(shape: tuple, where: str) -> None:
+    count = math.prod(int(s) for s in shape)
+    if count > _MAX_ELEMENTS:
+        raise _BadField(f"{where} {tuple(shape)} declares {count} elements; at most "
+                        f"{_MAX_ELEMENTS} are possible")
+
+
 # ------------------------------------------------------------------------ arrays
 def _array_header(archive, info: zipfile.ZipInfo, name: str) -> tuple[tuple, np.dtype]:
-    """Shape and dtype from an array's ``.npy`` header, read before its data."""
+    """Shape and dtype from an array's ``.npy`` header, read and checked before
+    its data: the header is parsed here (``ast.literal_eval`` of at most
+    ``_NPY_MAX_HEADER`` bytes, whatever error a hostile header makes it raise
+    turned into ours), so NumPy's own parser later only re-reads a header that parses."""
     try:
         with archive.zip.open(info) as fp:
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-            else:
-                raise ValueError(f".npy format version {version} is not supported")
+            start = fp.read(len(_NPY_MAGIC) + 2)
+            version = tuple(start[len(_NPY_MAGIC):])
+            if len(start) < len(_NPY_MAGIC) + 2 or not start.startswith(_NPY_MAGIC):
+                raise _NotAModelFile(f"its array {name!r} has no .npy magic number")
+            if version not in _NPY_LENGTH_FORMATS:
+                raise _NotAModelFile(f"its array {name!r} is in .npy format version {version}; "
+                                     f"only {sorted(_NPY_LENGTH_FORMATS)} are read")
+            length_format = _NPY_LENGTH_FORMATS[version]
+            raw_length = fp.read(struct.calcsize(length_format))
+            if len(raw_length) < struct.calcsize(length_format):
+                raise _NotAModelFile(f"its array {name!r} has a truncated .npy header")
+            (length,) = struct.unpack(length_format, raw_length)
+            if length > _NPY_MAX_HEADER:
+                raise _NotAModelFile(f"its array {name!r} declares a .npy header of {length} bytes; "
+                                     f"at most {_NPY_MAX_HEADER} are read")
+            text = fp.read(length)
     except _READ_ERRORS as error:
         raise _NotAModelFile(f"its array {name!r} has no valid .npy header ({error})") from None
+    if len(text) < length:
+        raise _NotAModelFile(f"its array {name!r} has a truncated .npy header ({len(text)} of "
+                             f"{length} bytes)")
+    try:
+        header = ast.literal_eval(text.decode("latin1"))
+    except Exception as error:   # SyntaxError, ValueError, MemoryError, RecursionError, ...
+        raise _NotAModelFile(f"its array {name!r} has a malformed .npy header "
+                             f"({type(error).__name__}: {error})") from None
+    if not (isinstance(header, dict) and set(header) == {"descr", "fortran_order", "shape"}
+            and isinstance(header["descr"], str) and isinstance(header["fortran_order"], bool)
+            and isinstance(header["shape"], tuple) and all(_is_int(n) for n in header["shape"])):
+        raise _NotAModelFile(f"its array {name!r} has a malformed .npy header: expected "
+                             "{'descr': str, 'fortran_order': bool, 'shape': tuple of int}, "
+                             f"got {header!r:.200}")
+    try:
+        dtype = np.dtype(header["descr"])
+    except Exception as error:   # TypeError, ValueError, SyntaxError from dtype strings
+        raise _NotAModelFile(f"its array {name!r} has the invalid dtype {header['descr']!r:.100} "
+                             f"({type(error).__name__}: {error})") from None
+    shape = header["shape"]
     if dtype.hasobject or dtype.kind not in "biuf":
         raise _BadField(f"the array {name!r} has dtype {dtype}; only numbers are allowed")
     if any(n < 0 for n in shape) or math.prod(shape) * dtype.itemsize > info.file_size:
@@ -607,10 +930,12 @@ def _array_header(archive, info: zipfile.ZipInfo, name: str) -> tuple[tuple, np.
 
 
 def _read_array(archive, name: str) -> np.ndarray:
+    """The array ``name``, whose header ``_array_header`` checked."""
     try:
         return archive[name]
-    except _READ_ERRORS as error:
-        raise _NotAModelFile(f"its array {name!r} is unreadable ({error})") from None
+    except Exception as error:   # numpy's and zipfile's readers: short data, bad CRC, ...
+        raise _NotAModelFile(f"its array {name!r} is unreadable ({type(error).__name__}: "
+                             f"{error})") from None
 
 
 def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np.dtype) -> np.ndarray:
@@ -624,6 +949,8 @@ def _read_vector(archive, info: zipfile.ZipInfo, name: str, size: int, dtype: np
         raise _BadField(f"the array {name!r} has shape {shape}, but the model has {count} = "
                         f"{size} (expected shape ({size},))")
     vector = _read_array(archive, name)     # the shape checked above, from the same header
+    if vector.shape != shape or vector.dtype != file_dtype:
+        raise _NotAModelFile(f"its array {name!r} changed while it was read")
     if not np.all(np.isfinite(vector)):
         raise _BadField(f"the array {name!r} contains NaN or infinity "
                         f"(first at index {int(np.argmin(np.isfinite(vector)))})")

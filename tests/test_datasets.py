@@ -95,6 +95,8 @@ def test_seed_may_be_a_generator():
 
 @pytest.mark.parametrize("call, argument", [
     (lambda: spirals(n_samples=0), "n_samples"),
+    (lambda: spirals(n_samples=10**12), "n_samples must be at most 10,000,000"),
+    (lambda: moons(n_samples=2**31 - 1), "n_samples must be at most 10,000,000"),
     (lambda: spirals(n_samples=2, n_classes=3), "n_samples"),
     (lambda: spirals(n_classes=1), "n_classes"),
     (lambda: spirals(n_classes=2.5), "n_classes"),
@@ -203,6 +205,123 @@ def test_read_idx_rejects_truncated_and_corrupt_gzip(tmp_path):
 def test_read_idx_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "absent.gz")
+
+
+def idx_header(type_code: int, shape) -> bytes:
+    return struct.pack(">BBBB", 0, 0, type_code, len(shape)) + b"".join(
+        int(n).to_bytes(4, "big") for n in shape)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((2**32 - 1,) * 3, r"declares shape \(4294967295, 4294967295, 4294967295\).*more than its "
+                       r"\d+ compressed bytes can hold"),            # 2**96 elements
+    ((100000, 1000, 1000), r"\(100000000000 bytes of uint8\), more than its \d+ compressed bytes"),
+    ((1,) * 33, "declares 33 dimensions; at most 32"),
+    ((1,) * 65, "declares 65 dimensions; at most 32"),
+    ((0, 2**32 - 1, 2**32 - 1, 2**32 - 1), "which no array can have"),
+])
+def test_read_idx_refuses_absurd_headers_before_allocating(tmp_path, shape, message):
+    """A tiny file claiming a huge or impossible shape: our error naming the file, where
+    the reader used to ask NumPy for the claim (MemoryError for 93 GiB, NumPy's own
+    errors for 2**96 elements or 65 dimensions)."""
+    path = write_gz(tmp_path / "claims-idx3-ubyte.gz", idx_header(0x08, shape) + bytes(100))
+    with pytest.raises(ValueError, match=message) as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_idx_memory_follows_the_payload_not_the_claim(tmp_path):
+    """50 MB claimed, 10 bytes there, the file padded (gzip allows zeros after a member)
+    so that the claim passes the deflate-ratio bound: the reader allocates as data come."""
+    import tracemalloc
+    claimed = 50_000_000
+    blob = gzip.compress(idx_header(0x08, (claimed,)) + bytes(10), mtime=0) + bytes(claimed // 1000)
+    path = tmp_path / "short-idx1-ubyte.gz"
+    path.write_bytes(blob)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"truncated: the header declares shape \(50000000,\).*"
+                                             r"the file holds 10 bytes") as error:
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(error.value)
+    assert peak < 5_000_000
+
+
+def test_read_idx_decompresses_at_most_the_claim_and_one_byte(tmp_path, monkeypatch):
+    """A bomb behind a small claim: 1000 bytes declared, 20 MB of payload. The reader
+    stops after the claim plus the one byte that shows the payload is too long."""
+    produced = []
+    real_next = fm._GzipStream._next
+
+    def counting(self, size):
+        data = real_next(self, size)
+        produced.append(len(data))
+        return data
+
+    monkeypatch.setattr(fm._GzipStream, "_next", counting)
+    path = write_gz(tmp_path / "bomb-idx1-ubyte.gz", idx_header(0x08, (1000,)) + bytes(20_000_000))
+    with pytest.raises(ValueError, match="trailing bytes") as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+    assert sum(produced) == 8 + 1000 + 1
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 28, 28), (3, 0)])
+def test_read_idx_zero_dimension_gives_an_empty_array(tmp_path, shape):
+    out = read_idx(write_gz(tmp_path / "empty.gz", idx_header(0x08, shape)))
+    assert out.shape == shape and out.dtype == np.uint8 and out.size == 0
+    with pytest.raises(ValueError, match=r"trailing bytes") as error:
+        read_idx(write_gz(tmp_path / "empty-junk.gz", idx_header(0x08, shape) + b"x"))
+    assert "empty-junk.gz" in str(error.value)
+
+
+def test_loader_refuses_a_split_without_samples(isolated):
+    directory = isolated / "data"
+    write_fake_dir(directory, n_test=0)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz: the file holds no images"):
+        load_fashion_mnist(directory)
+
+
+def test_read_idx_multi_member_gzip_padding_and_garbage(tmp_path):
+    array = (np.arange(3000) % 251).astype(np.uint8)
+    payload = idx_bytes(array)
+    members = gzip.compress(payload[:1000], mtime=0) + gzip.compress(payload[1000:], mtime=0)
+    np.testing.assert_array_equal(read_idx(write_gz(tmp_path / "x.gz", payload)), array)
+    multi = tmp_path / "multi.gz"
+    multi.write_bytes(members)
+    np.testing.assert_array_equal(read_idx(multi), array)        # as gzip.decompress reads it
+    padded = tmp_path / "padded.gz"
+    padded.write_bytes(members + bytes(5000))
+    np.testing.assert_array_equal(read_idx(padded), array)
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(members + b"<html>")
+    with pytest.raises(ValueError, match="not a valid gzip.*not a gzip file") as error:
+        read_idx(junk)
+    assert str(junk) in str(error.value)
+    empty = tmp_path / "empty.gz"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="not a valid gzip.*the file is empty"):
+        read_idx(empty)
+
+
+def test_read_idx_result_owns_its_memory(tmp_path):
+    array = np.arange(3 * 5, dtype=np.uint8).reshape(3, 5)
+    out = read_idx(write_gz(tmp_path / "a.gz", idx_bytes(array)))
+    assert out.flags.owndata and out.flags.writeable and out.flags.c_contiguous
+    big = (np.arange(3_000_000) % 256).astype(np.uint8).reshape(3000, 1000)   # several growth steps
+    np.testing.assert_array_equal(read_idx(write_gz(tmp_path / "big.gz", idx_bytes(big))), big)
+
+
+def test_read_idx_path_must_be_a_path(tmp_path):
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike path, got bytes"):
+        read_idx(b"a.gz")
+    with pytest.raises(ValueError, match="path is an empty string"):
+        read_idx("")
+    with pytest.raises(ValueError, match="IDX file .* is a directory, not a regular file"):
+        read_idx(tmp_path)
 
 
 # ----------------------------------------------------------------------------- loader
@@ -560,3 +679,77 @@ def test_load_csv_features_errors(tmp_path):
         load_csv_features(path, [])
     with pytest.raises(ValueError, match="duplicates"):
         load_csv_features(path, ["a", "a"])
+
+
+@pytest.mark.parametrize("text, line", [
+    ('a,b,t\n1,2,"x\n3,4,y\n5,6,z\n', 2),                       # used to load as one row
+    ('a,t\n1,"multi\nline"\n2,"open\n3,x\n', 4),                # after a closed multi-line cell
+    ('"a,b,t\n1,2,3\n', 1),                                     # in the header
+    ('a,b,t\n1,"x\n3,4,y\n', 2),                                # and the cell count is off too
+    ('a,t\n1,x\n2,"' + ("y" * 200 + "\n") * 1000, 3),           # past csv's field size limit
+])
+def test_load_csv_unterminated_quote_names_the_line_it_opened_on(tmp_path, text, line):
+    path = write_text(tmp_path / "quote.csv", text)
+    with pytest.raises(ValueError, match=rf"line {line}: unterminated quote: the quoted cell that "
+                                         rf"opens on line {line} is never closed") as error:
+        load_csv(path, "t")
+    assert str(path) in str(error.value)
+
+
+def test_load_csv_quotes_that_are_well_formed_still_load(tmp_path):
+    path = write_text(tmp_path / "q.csv",
+                      'a,t\n1,ab"c\n2,"say ""hi"""\n3,"x"y\n4,"two\nlines"\n5,""\n')
+    with pytest.raises(ValueError, match="line 7: the target column 't' is empty"):
+        load_csv(path, "t")
+    path = write_text(tmp_path / "q.csv", 'a,t\n1,ab"c\n2,"say ""hi"""\n3,"x"y\n4,"two\nlines"\n')
+    data = load_csv(path, "t")
+    assert data.y.tolist() == ['ab"c', 'say "hi"', "xy", "two\nlines"]
+    assert data.X.tolist() == [[1.0], [2.0], [3.0], [4.0]]
+
+
+def test_load_csv_header_check_is_linear_in_the_columns():
+    """Counted, not timed: hashing and comparing each name a bounded number of times
+    (the check used header.count, n**2 comparisons: 9 s for 32,000 columns)."""
+    from scratchnn.datasets import csv as csv_module
+    calls = {"eq": 0, "hash": 0}
+
+    class Name(str):
+        def __eq__(self, other):
+            calls["eq"] += 1
+            return str.__eq__(self, other)
+
+        def __hash__(self):
+            calls["hash"] += 1
+            return str.__hash__(self)
+
+    n = 3000
+    header = [Name(f"c{i}") for i in range(n)]
+    csv_module._check_header(Path("wide.csv"), header, 1)
+    assert calls["eq"] + calls["hash"] <= 3 * n
+    with pytest.raises(ValueError, match=r"wide.csv, line 1: duplicate column names \['c1', 'c7'\]"):
+        csv_module._check_header(Path("wide.csv"), header + [Name("c7"), Name("c1"), Name("c7")], 1)
+
+
+def test_load_csv_with_32000_columns(tmp_path):
+    import time
+    n = 32_000
+    names = [f"feature_{i}" for i in range(n - 1)] + ["t"]
+    path = write_text(tmp_path / "wide.csv", ",".join(names) + "\n" + ",".join(["1"] * (n - 1) + ["a"]) + "\n")
+    start = time.perf_counter()
+    data = load_csv(path, "t")
+    assert time.perf_counter() - start < 5      # very loose: linear takes well under 0.5 s
+    assert data.X.shape == (1, n - 1) and data.feature_names[-1] == f"feature_{n - 2}"
+    duplicated = write_text(tmp_path / "dup.csv", ",".join(names + ["feature_5"]) + "\n" + ",".join(["1"] * (n + 1)) + "\n")
+    with pytest.raises(ValueError, match=r"dup.csv, line 1: duplicate column names \['feature_5'\]"):
+        load_csv(duplicated, "t")
+
+
+def test_load_csv_path_must_be_a_regular_file(tmp_path):
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike path, got bytes"):
+        load_csv(b"a.csv", "t")
+    with pytest.raises(ValueError, match="path is an empty string"):
+        load_csv("", "t")
+    with pytest.raises(ValueError, match="CSV file .* is a directory, not a regular file"):
+        load_csv(tmp_path, "t")
+    with pytest.raises(FileNotFoundError, match="no CSV file at .*absent.csv"):
+        load_csv_features(tmp_path / "absent.csv", None)

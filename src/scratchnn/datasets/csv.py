@@ -13,12 +13,16 @@ Example file::
 from __future__ import annotations
 
 import csv
+import io
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+
+from ..io import check_path, open_regular_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -49,10 +53,14 @@ def load_csv(path: PathLike, target: str, *, delimiter: str = ",") -> CSVData:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError (naming the file, and the line and column where one is at fault): an empty
-            file, a header without data rows, ``target`` not among the columns (the message
-            lists them), a row with the wrong number of cells, a feature cell that is empty or
-            not a finite number, an empty target cell.
+        TypeError: ``path`` is not a str or os.PathLike (bytes are refused), or ``target``
+            is not a str.
+        ValueError (naming the file, and the line and column where one is at fault): ``path``
+            is not a regular file (a directory, a FIFO, a device: never read), an empty file,
+            a header without data rows, duplicate or empty column names, ``target`` not among
+            the columns (the message lists them), a quote that is never closed (the line where
+            it opened: it would swallow the rest of the file), a row with the wrong number of
+            cells, a feature cell that is empty or not a finite number, an empty target cell.
     """
     if not isinstance(target, str):
         raise TypeError(f"target must be a column name (str), got {type(target).__name__}")
@@ -108,17 +116,20 @@ def load_csv_features(path: PathLike, feature_names: Optional[Sequence[str]],
 
 def _read(path: PathLike, delimiter: str):
     """The file's header (names stripped), its data rows and their line numbers."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
         raise ValueError(f"delimiter must be one character (not a quote or newline), got "
                          f"{delimiter!r}")
-    path = Path(path)
+    path = Path(check_path(path))
     header, rows, lines = None, [], []
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file, delimiter=delimiter)
+    record: list[str] = []      # the raw lines of the row being read, for the quote check
+    last: list[str] = []        # those of the row read last
+    with open_regular_file(str(path), "CSV file") as binary, \
+            io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as file:
+        reader = csv.reader(_recording(file, record), delimiter=delimiter)
         try:
             for row in reader:
+                last = record.copy()
+                record.clear()
                 if not row:   # a blank line
                     continue
                 if header is None:
@@ -126,26 +137,73 @@ def _read(path: PathLike, delimiter: str):
                     _check_header(path, header, reader.line_num)
                     continue
                 if len(row) != len(header):
+                    _check_quotes(path, last, reader.line_num, delimiter)
                     raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cells, but the "
                                      f"header has {len(header)} columns")
                 rows.append(row)
                 lines.append(reader.line_num)
         except csv.Error as error:
+            _check_quotes(path, record, reader.line_num, delimiter)
             raise ValueError(f"{path}, line {reader.line_num}: malformed CSV: {error}") from None
         except UnicodeDecodeError as error:
             raise ValueError(f"{path}: not UTF-8 text ({error})") from None
     if header is None:
         raise ValueError(f"{path}: the file is empty; expected a header row of column names")
+    # An unterminated quote takes in the rest of the file as one cell of the last row.
+    _check_quotes(path, last, reader.line_num, delimiter)
     if not rows:
         raise ValueError(f"{path}: the file has a header but no data rows")
     return path, header, rows, lines
+
+
+def _recording(file, record: list):
+    """The lines of ``file``, each also appended to ``record``."""
+    for line in file:
+        record.append(line)
+        yield line
+
+
+def _check_quotes(path: Path, record: list, last_line: int, delimiter: str) -> None:
+    """Raise if the row made of the raw lines ``record`` (ending at line ``last_line``)
+    ends inside a quoted cell, naming the line where that quote opened."""
+    opened = _open_quote(record, delimiter)
+    if opened is not None:
+        line = last_line - len(record) + 1 + opened
+        raise ValueError(f"{path}, line {line}: unterminated quote: the quoted cell that opens on "
+                         f"line {line} is never closed, so it would take in every line after it "
+                         f"(through line {last_line})")
+
+
+def _open_quote(lines: list, delimiter: str) -> Optional[int]:
+    """The index in ``lines`` of the line where a still-open quoted cell began, or None.
+
+    The rules of ``csv.reader``'s default dialect: a quote opens a quoted cell only
+    at the start of a cell, ``""`` inside one is a quote, and a quote followed by
+    anything else closes it."""
+    state, opened = "start", None
+    for number, line in enumerate(lines):
+        for char in line:
+            if state == "quoted":
+                if char == '"':
+                    state = "quote"
+            elif state == "quote":                  # just after a quote inside a quoted cell
+                state = "quoted" if char == '"' else \
+                    "start" if char == delimiter or char in "\r\n" else "cell"
+            elif char == delimiter or char in "\r\n":
+                state = "start"
+            elif state == "start" and char == '"':
+                state, opened = "quoted", number
+            else:
+                state = "cell"
+    return opened if state == "quoted" else None
 
 
 def _check_header(path: Path, header: list[str], line: int) -> None:
     for position, name in enumerate(header, start=1):
         if not name:
             raise ValueError(f"{path}, line {line}: column {position} of the header has no name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    counts = Counter(header)      # linear: a header may have tens of thousands of columns
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise ValueError(f"{path}, line {line}: duplicate column names {duplicates}")
 

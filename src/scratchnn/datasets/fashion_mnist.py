@@ -21,7 +21,6 @@ source into the user cache, each checked against its official MD5 and written at
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import math
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from ..io import check_path, open_regular_file
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -86,9 +87,15 @@ def read_idx(path: PathLike) -> np.ndarray:
     Layout (all integers big-endian)::
 
         magic   4 bytes: 0x00, 0x00, type (0x08 = uint8, 0x09 int8, 0x0B int16, 0x0C int32,
-                0x0D float32, 0x0E float64), number of dimensions d
+                0x0D float32, 0x0E float64), number of dimensions d (1 to 32)
         shape   d x uint32
         data    prod(shape) values, row-major
+
+    The header is checked before any data is read, and the payload is decompressed in
+    chunks into an array that grows with the data actually there: a small file that
+    claims a huge shape, or a gzip bomb, is refused without allocating the claim, and
+    no more than the claimed size plus one byte is ever decompressed. A dimension of 0
+    gives an empty array of that shape (the loader refuses a split with no samples).
 
     Returns:
         an array of ``shape`` in the native byte order (``uint8`` for the MNIST files),
@@ -96,23 +103,111 @@ def read_idx(path: PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError (naming the file): not a gzip file, truncated or corrupt compressed data,
-            unknown magic number, or a payload whose length is not exactly the header's shape.
+        ValueError (naming the file): not a regular file (a directory, a FIFO, a device),
+            not a gzip file, truncated or corrupt compressed data, unknown magic number, more
+            than 32 dimensions, a shape more than the compressed file could hold, or a payload
+            whose length is not exactly the header's shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        # Decompress straight into the final array: no copy of the whole payload
-        # as bytes, which would double the peak memory of loading (47 MB for the images).
-        with gzip.open(path, "rb") as stream:
-            return _read_idx_stream(path, stream)
-    except (OSError, EOFError, zlib.error) as error:   # BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a valid gzip-compressed IDX file (truncated or corrupt "
-                         f"download?): {error}") from None
+    path = Path(check_path(path))
+    with open_regular_file(str(path), "IDX file") as file:
+        stream = _GzipStream(file)
+        try:
+            return _read_idx_stream(path, stream, os.fstat(file.fileno()).st_size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(f"{path}: not a valid gzip-compressed IDX file (truncated or corrupt "
+                             f"download?): {error}") from None
 
 
-def _read_idx_stream(path: Path, stream) -> np.ndarray:
+class _GzipStream:
+    """The decompressed bytes of a gzip file (one member or several, zero padding
+    between them allowed as ``gzip`` allows it), produced only as asked for:
+    ``read(n)`` decompresses at most ``n`` bytes. zlib checks each member's CRC-32
+    and length at its end."""
+
+    _INPUT_CHUNK = 1 << 16      # compressed bytes read at a time
+    _OUTPUT_CHUNK = 1 << 20     # decompressed bytes produced at a time
+
+    def __init__(self, file) -> None:
+        self._file = file
+        self._input = b""            # compressed bytes read but not yet decompressed
+        self._file_ended = False
+        self._decompressor = None    # None between members
+        self._members = 0
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer only at the end of the data."""
+        parts, wanted = [], size
+        while wanted > 0:
+            data = self._next(min(wanted, self._OUTPUT_CHUNK))
+            if not data:
+                break
+            parts.append(data)
+            wanted -= len(data)
+        return b"".join(parts)
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` (bytes) as far as the data go; return the count written."""
+        filled = 0
+        while filled < len(buffer):
+            data = self._next(min(len(buffer) - filled, self._OUTPUT_CHUNK))
+            if not data:
+                break
+            buffer[filled:filled + len(data)] = data
+            filled += len(data)
+        return filled
+
+    def _next(self, size: int) -> bytes:
+        """At most ``size`` (> 0) decompressed bytes; b"" at the end of the data."""
+        while True:
+            if not self._input and not self._file_ended:
+                self._input = self._file.read(self._INPUT_CHUNK)
+                self._file_ended = not self._input
+            if self._decompressor is None:           # between members
+                self._input = self._input.lstrip(b"\x00") if self._members else self._input
+                if not self._input:
+                    if not self._file_ended:
+                        continue                     # zero padding: read on
+                    if not self._members:
+                        raise EOFError("the file is empty")
+                    return b""
+                self._decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                self._members += 1
+            before = len(self._input)
+            try:
+                # from an empty input too: zlib may hold output it had no room for
+                data = self._decompressor.decompress(self._input, size)
+            except zlib.error as error:
+                raise zlib.error(_zlib_message(error)) from None
+            if self._decompressor.eof:
+                self._input, self._decompressor = self._decompressor.unused_data, None
+            else:
+                self._input = self._decompressor.unconsumed_tail
+            if data:
+                return data
+            if self._decompressor is not None:
+                if not self._input and self._file_ended:
+                    raise EOFError("compressed file ended before the end-of-stream marker was "
+                                   "reached")
+                if self._input and len(self._input) == before:
+                    raise zlib.error("the decompressor made no progress (corrupt data)")
+
+
+def _zlib_message(error: zlib.error) -> str:
+    text = str(error)
+    if "incorrect data check" in text:
+        return f"CRC-32 check failed ({text})"
+    if "incorrect length check" in text:
+        return f"the stored length does not match the data ({text})"
+    if "incorrect header check" in text:
+        return f"not a gzip file ({text})"
+    return text
+
+
+_MAX_NDIM = 32              # NumPy 1's limit; real IDX files have 1 to 3 dimensions
+_MAX_DEFLATE_RATIO = 1032   # deflate never expands data more than this (zlib's documented bound)
+
+
+def _read_idx_stream(path: Path, stream: "_GzipStream", compressed_size: int) -> np.ndarray:
     magic_bytes = stream.read(4)
     if len(magic_bytes) < 4:
         raise ValueError(f"{path}: {len(magic_bytes)} bytes after decompression, too short for the "
@@ -123,28 +218,59 @@ def _read_idx_stream(path: Path, stream) -> np.ndarray:
         raise ValueError(f"{path}: bad IDX magic number 0x{magic:08X}; expected 0x0000TTDD with "
                          f"type TT in {{{', '.join(f'{t:02X}' for t in _IDX_DTYPES)}}} and "
                          "DD >= 1 dimensions (images: 0x00000803, labels: 0x00000801)")
+    if ndim > _MAX_NDIM:
+        raise ValueError(f"{path}: the IDX header declares {ndim} dimensions; at most {_MAX_NDIM} "
+                         "are supported (images have 3, labels 1)")
     dims = stream.read(4 * ndim)
     if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
                          f"the file has {4 + len(dims)}")
-    shape = tuple(int(s) for s in np.frombuffer(dims, dtype=">u4"))
+    shape = tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
     dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = math.prod(shape) * dtype.itemsize
-    array = np.empty(shape, dtype=dtype)
-    buffer = memoryview(array).cast("B")
-    payload = 0
-    while payload < expected:
-        count = stream.readinto(buffer[payload:])
-        if not count:
-            break
-        payload += count
-    if payload < expected or stream.read(1):
-        problem = "truncated" if payload < expected else "has trailing bytes"
-        held = payload if payload < expected else f"more than {expected}"
-        raise ValueError(f"{path}: IDX payload {problem}: the header declares shape {shape} "
-                         f"({expected} bytes of {dtype.newbyteorder('=').name}), the file holds "
-                         f"{held} bytes")
+    expected = math.prod(shape) * dtype.itemsize      # Python ints: no overflow
+    described = (f"the header declares shape {shape} ({expected} bytes of "
+                 f"{dtype.newbyteorder('=').name})")
+    if 4 + 4 * ndim + expected > _MAX_DEFLATE_RATIO * compressed_size:
+        raise ValueError(f"{path}: IDX payload truncated: {described}, more than its "
+                         f"{compressed_size} compressed bytes can hold (deflate expands at most "
+                         f"{_MAX_DEFLATE_RATIO}:1)")
+    if expected == 0:
+        nonzero = math.prod(s for s in shape if s)
+        if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
+            raise ValueError(f"{path}: the IDX header declares shape {shape}, which no array can "
+                             "have")
+        array = np.empty(shape, dtype=dtype)
+    else:
+        array = _read_payload(path, stream, expected, dtype, described)
+        array.resize(shape, refcheck=False)   # in place: it owns its memory, and no view exists
+    if stream.read(1):
+        raise ValueError(f"{path}: IDX payload has trailing bytes: {described}, the file holds "
+                         "more")
     return array.astype(dtype.newbyteorder("="), copy=False)   # native byte order
+
+
+def _read_payload(path: Path, stream: "_GzipStream", expected: int, dtype: np.dtype,
+                  described: str) -> np.ndarray:
+    """``expected`` bytes of ``stream`` in a 1-D array of ``dtype``, which grows (doubling)
+    as the data arrive, so that memory follows the real payload and not the header's claim."""
+    capacity = min(expected, 1 << 20)
+    array = np.empty(capacity // dtype.itemsize, dtype=dtype)
+    filled = 0
+    try:
+        while filled < expected:
+            if filled == capacity:
+                capacity = min(expected, 2 * capacity)
+                array.resize(capacity // dtype.itemsize, refcheck=False)
+            with memoryview(array) as view, view.cast("B") as buffer:
+                count = stream.readinto(buffer[filled:capacity])
+            if not count:
+                break
+            filled += count
+    except MemoryError:
+        raise ValueError(f"{path}: {described}, more than this machine's memory holds") from None
+    if filled < expected:
+        raise ValueError(f"{path}: IDX payload truncated: {described}, the file holds {filled} bytes")
+    return array
 
 
 def load_fashion_mnist(path: Optional[PathLike] = None, *, flatten: bool = True,
@@ -203,6 +329,9 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
                              f"{array.shape}")
     if images.shape[1:] != (28, 28):
         raise ValueError(f"{images_path}: expected 28x28 images, got shape {images.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{images_path}: the file holds no images (shape {images.shape}); a "
+                         "Fashion-MNIST split has at least one sample")
     if len(images) != len(labels):
         raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                          f"{len(labels)} labels; the counts must agree")

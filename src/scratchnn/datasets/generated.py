@@ -7,6 +7,9 @@ import numpy as np
 
 from .._validation import check_number, check_positive_int, make_rng
 
+#: The most samples a toy problem is generated with (generating takes about 100 bytes a
+#: sample at its peak, so 1 GB here); more is refused with a ValueError, not a MemoryError.
+MAX_SAMPLES = 10_000_000
 
 def xor() -> tuple[np.ndarray, np.ndarray]:
     """The four XOR points: ``X`` (4, 2) float64 and ``y`` (4,) int64 = [0, 1, 1, 0]."""
@@ -31,7 +34,7 @@ def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
     Returns:
         ``X`` (n_samples, 2) float64 and ``y`` (n_samples,) int64 in ``0..n_classes-1``.
     """
-    n_samples = check_positive_int(n_samples, "n_samples")
+    n_samples = _check_samples(n_samples)
     n_classes = check_positive_int(n_classes, "n_classes")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
@@ -69,7 +72,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed=None) -> tuple[np.ndarr
     Returns:
         ``X`` (n_samples, 2) float64 and ``y`` (n_samples,) int64 in {0, 1}.
     """
-    n_samples = check_positive_int(n_samples, "n_samples")
+    n_samples = _check_samples(n_samples)
     if n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 (one point per moon), got {n_samples}")
     noise = _check_noise(noise)
@@ -87,6 +90,14 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed=None) -> tuple[np.ndarr
     if noise > 0:
         X += noise * rng.standard_normal(X.shape)
     return X, y
+
+
+def _check_samples(n_samples) -> int:
+    n_samples = check_positive_int(n_samples, "n_samples")
+    if n_samples > MAX_SAMPLES:
+        raise ValueError(f"n_samples must be at most {MAX_SAMPLES:,} for a generated toy problem, "
+                         f"got {n_samples:,}")
+    return n_samples
 
 
 def _check_noise(noise) -> float:

@@ -466,6 +466,33 @@ def test_a_download_cut_off_midway_leaves_no_temporary_file(isolated, monkeypatc
     assert os.listdir(isolated / "cache" / "scratchnn" / "fashion-mnist") == []
 
 
+def test_a_download_removes_the_parts_that_killed_downloads_left(isolated, monkeypatch):
+    """A download killed by kill -9 leaves its .part file; the next download of that file
+    removes it, but never the .part of a download still running in another process."""
+    import subprocess
+    import sys
+    from scratchnn.io import _temporary_prefix
+    blobs, _ = fake_files()
+    cache = isolated / "cache" / "scratchnn" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        prefix = _temporary_prefix(fm.TRAIN_IMAGES)
+        stale = cache / f"{prefix}{dead.pid}.k1ll3d.part"
+        running = cache / f"{prefix}{live.pid}.runn1ng.part"
+        stale.write_bytes(b"half")
+        running.write_bytes(b"half")
+        monkeypatch.setattr(fm, "MD5", {name: hashlib.md5(b).hexdigest() for name, b in blobs.items()})
+        monkeypatch.setattr(fm, "_urlopen", lambda url, timeout=None: io.BytesIO(blobs[url.rsplit("/", 1)[1]]))
+        load_fashion_mnist()
+        assert sorted(os.listdir(cache)) == sorted([*fm.FILES, running.name])
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_no_download_when_download_is_false(isolated):
     with pytest.raises(DatasetNotFoundError, match="download=False"):
         load_fashion_mnist(download=False)

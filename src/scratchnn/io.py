@@ -390,24 +390,38 @@ def check_classes(classes, model, argument: str = "classes") -> Optional[list]:
 
 def _write_atomically(path: str, arrays: dict) -> None:
     """``np.savez`` into a temporary file beside ``path``, flushed to disk, then
-    renamed onto ``path``: readers see the old file or the new one, never a part.
-    Stale temporary files of ``path`` (their writer died) are removed first."""
-    directory = os.path.dirname(os.path.abspath(path))
+    renamed onto ``path``: readers see the old file or the new one, never a part."""
     mode = _file_mode(path)
-    prefix = _temporary_prefix(os.path.basename(path))
-    with _WRITING_LOCK:
-        _remove_stale_temporaries(directory, prefix)
-        descriptor, tmp = tempfile.mkstemp(dir=directory, prefix=f"{prefix}{os.getpid()}.",
-                                           suffix=".tmp")
-        tmp = os.path.abspath(tmp)
-        _WRITING.add(tmp)
-    try:
+    with temporary_file_for(path) as (descriptor, tmp):
         with os.fdopen(descriptor, "wb") as file:
             np.savez(file, **arrays)   # a file object: savez adds no suffix
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    _fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+@contextlib.contextmanager
+def temporary_file_for(path: str, suffix: str = ".tmp"):
+    """A new temporary file beside ``path``, to be renamed onto it: yields
+    ``(descriptor, temporary path)``; the caller closes the descriptor and renames.
+
+    The name, ``.<name>.<host>.<pid>.<random><suffix>``, says who writes it. First,
+    the temporary files of ``path`` with this ``suffix`` that a dead process of this
+    host left behind (a save or download killed by ``kill -9``) are removed; a file
+    whose writer is alive is never touched. On an exception the temporary file is
+    deleted. ``save`` and the Fashion-MNIST download use it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = _temporary_prefix(os.path.basename(path))
+    with _WRITING_LOCK:
+        _remove_stale_temporaries(directory, prefix, suffix)
+        descriptor, tmp = tempfile.mkstemp(dir=directory, prefix=f"{prefix}{os.getpid()}.",
+                                           suffix=suffix)
+        tmp = os.path.abspath(tmp)
+        _WRITING.add(tmp)
+    try:
+        yield descriptor, tmp
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -415,7 +429,6 @@ def _write_atomically(path: str, arrays: dict) -> None:
     finally:
         with _WRITING_LOCK:
             _WRITING.discard(tmp)
-    _fsync_directory(directory)
 
 
 # The temporary files this process is writing now: a file named with this
@@ -433,15 +446,15 @@ def _temporary_prefix(name: str) -> str:
     return f".{name}.{host}."
 
 
-def _remove_stale_temporaries(directory: str, prefix: str) -> None:
-    """Delete ``<prefix><pid>.<random>.tmp`` files whose writer is dead. A pid of
+def _remove_stale_temporaries(directory: str, prefix: str, suffix: str = ".tmp") -> None:
+    """Delete ``<prefix><pid>.<random><suffix>`` files whose writer is dead. A pid of
     another process is alive while it can be signalled (``os.kill(pid, 0)``);
     this process's own pid is alive for the files in ``_WRITING``. The host is in
     the prefix, so a writer on another machine sharing the directory is never
     judged. Best effort: nothing here makes a save fail. Called under ``_WRITING_LOCK``."""
     if os.name != "posix":      # os.kill(pid, 0) is no liveness test on Windows
         return
-    pattern = re.compile(re.escape(prefix) + r"([0-9]{1,10})\.[A-Za-z0-9_]+\.tmp\Z")
+    pattern = re.compile(re.escape(prefix) + r"([0-9]{1,10})\.[A-Za-z0-9_]+" + re.escape(suffix) + r"\Z")
     try:
         entries = list(os.scandir(directory))
     except OSError:

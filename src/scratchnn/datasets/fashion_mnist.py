@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import math
 import os
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..io import check_path, open_regular_file
+from ..io import check_path, open_regular_file, temporary_file_for
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -420,10 +419,9 @@ def _download(directory: Path, names: list[str]) -> None:
 
 def _download_file(url: str, destination: Path, md5: str) -> None:
     """Stream ``url`` into a temporary file beside ``destination``, check its MD5, then
-    rename it into place; on any failure the temporary file is deleted."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part",
-                                             dir=destination.parent)
-    try:
+    rename it into place; on any failure the temporary file is deleted, and the ``.part``
+    files of earlier downloads that were killed are removed (``io.temporary_file_for``)."""
+    with temporary_file_for(str(destination), ".part") as (descriptor, temporary):
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(descriptor, "wb") as out, _urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
             while chunk := response.read(1 << 20):
@@ -436,9 +434,3 @@ def _download_file(url: str, destination: Path, md5: str) -> None:
                              f"{digest.hexdigest()} (corrupted download, or a proxy answered "
                              f"instead of the server); nothing was saved to {destination.parent}")
         os.replace(temporary, destination)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise

@@ -303,3 +303,24 @@ def test_gradcheck_checks_y():
         warnings.simplefilter("error")
         errors = snn.gradcheck(snn.Dense(2), X, [0, 1, 1, 0], loss="cross_entropy")
     assert max(errors.values()) < 1e-7
+
+
+def test_classes_that_do_not_fit_the_outputs_are_refused_at_predict():
+    """model.classes set by hand to a list shorter than the outputs gave an IndexError."""
+    X, codes = blobs()
+    model = snn.Sequential([snn.Dense(3)], seed=0)
+    model.fit(X, codes, loss="cross_entropy")
+    model.classes = ["a", "b"]
+    with pytest.raises(ValueError, match="model.classes"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="model.classes"):
+        model.evaluate(X, ["a", "b", "a"] * 20)
+    model.classes = np.array(["x", "y", "z"])
+    assert set(model.predict(X).tolist()) <= {"x", "y", "z"}
+
+
+def test_sizes_that_overflow_int64_are_refused_by_name():
+    """Shape products are Python ints: Flatten of (2^21, 2^21, 2^22) wrapped to 0 features."""
+    for shape in [(2**31 - 1,) * 3, (2097152, 2097152, 4194304)]:
+        with pytest.raises(ValueError, match="must be a positive integer up to|needs about"):
+            snn.Sequential([snn.Flatten(), snn.Dense(3)]).build(shape)

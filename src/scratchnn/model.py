@@ -456,11 +456,12 @@ class Sequential:
             return y, None                    # numbers in an object array (a pandas column)
         values, codes = _unique_labels(labels, argument)
         if self.classes is not None:
-            known = {_plain(c): i for i, c in enumerate(np.asarray(self.classes).tolist())}
+            classes = io.check_classes(self.classes, self, "model.classes")
+            known = {c: i for i, c in enumerate(classes)}
             unknown = [v for v in values.tolist() if _plain(v) not in known]
             if unknown:
                 raise ValueError(f"{argument} has labels that are not in model.classes "
-                                 f"{np.asarray(self.classes).tolist()!r:.200}: {unknown[:5]!r}")
+                                 f"{classes!r:.200}: {unknown[:5]!r}")
             mapping = np.array([known[_plain(v)] for v in values.tolist()], dtype=np.int64)
             return mapping[codes].reshape(labels.shape), None
         expected = 2 if self.output_shape[-1] == 1 else self.output_shape[-1]
@@ -558,7 +559,9 @@ class Sequential:
         if self.loss is None or not self.loss.classification:
             return output
         labels = self.loss.predicted_labels(output)
-        return labels if self.classes is None else np.asarray(self.classes)[labels]
+        if self.classes is None:
+            return labels
+        return np.asarray(io.check_classes(self.classes, self, "model.classes"))[labels]
 
     def predict_proba(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities: softmax rows ``(N, k)`` for ``cross_entropy``,

@@ -33,6 +33,7 @@ All arrays carry a leading batch axis of size N.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class ParamSpec:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)          # Python ints: never wraps
 
 
 @dataclass
@@ -70,7 +71,7 @@ class BufferSpec:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)          # Python ints: never wraps
 
 
 def _snake_case(name: str) -> str:

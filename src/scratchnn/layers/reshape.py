@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Layer
@@ -14,7 +16,7 @@ class Flatten(Layer):
     """
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        return (int(np.prod(input_shape, dtype=np.int64)),)
+        return (math.prod(input_shape),)          # Python ints: never wraps
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._cache = x.shape

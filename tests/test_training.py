@@ -300,3 +300,45 @@ def test_model_checkpoint_every_epoch_formats_the_path(tmp_path):
     with pytest.raises(ValueError, match="could not be formatted"):
         mlp().fit(X, y, loss="cross_entropy", epochs=1,
                   callbacks=[snn.ModelCheckpoint(str(tmp_path / "{nope}.npz"))])
+
+
+# --------------------------------------------------------------------- History
+def test_history_has_a_loss_list_from_the_start_and_after_a_ctrl_c_in_epoch_one(capsys):
+    assert snn.History().history == {"loss": []}
+    assert repr(snn.History()) == "History(epochs=0, last={})"
+    X, y = blobs()
+
+    class PressCtrlC(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    history = mlp().fit(X, y, loss="cross_entropy", epochs=3, batch_size=32, callbacks=[PressCtrlC()])
+    assert history.interrupted and history["loss"] == [] and history.epoch == []
+    assert (history.completed_epochs, history.interrupted_batches) == (0, 2)
+
+
+def test_history_copies_and_pickles_as_a_record_without_the_model():
+    import copy
+    import pickle
+    X, y = blobs()
+    model = mlp()
+    history = model.fit(X, y, loss="cross_entropy", epochs=2, validation_split=0.25)
+    assert history.model is model
+    for clone in (copy.deepcopy(history), pickle.loads(pickle.dumps(history))):
+        assert clone.history == history.history and clone.epoch == [0, 1]
+        assert (clone.interrupted, clone.completed_epochs, clone.interrupted_batches) == (False, 2, 0)
+        assert clone.model is None
+    assert history.model is model                       # the original keeps its model
+
+
+def test_logged_figures_below_one_hundredth_keep_three_significant_digits():
+    from scratchnn.callbacks import EpochLogger, format_number
+    assert [format_number(v) for v in (0.12345, 0.0123, 0.00123, 1.2e-05, 0.0, 250.0)] == \
+        ["0.1235", "0.0123", "0.00123", "1.2e-05", "0.0000", "250.0000"]
+    assert format_number(0.000123, 6) == "0.000123" and format_number(1.5e-7, 6) == "1.5e-07"
+    stream = io.StringIO()
+    logger = EpochLogger(10, stream=stream)
+    logger.on_epoch_begin(0)
+    logger.on_epoch_end(0, {"loss": 0.5, "lr": 1.2e-05})
+    assert stream.getvalue().endswith("loss 0.5000  lr 1.2e-05\n")   # not "lr 0.0000"

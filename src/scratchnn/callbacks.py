@@ -57,12 +57,26 @@ class LambdaCallback(Callback):
 class History(Callback):
     """Per-epoch figures of one ``fit`` call: ``history.history["loss"][i]`` is the
     mean training loss of epoch ``i``; ``history.epoch`` lists the epoch numbers.
-    ``interrupted`` is True when Ctrl-C stopped training early."""
+
+    ``history["loss"]`` exists from the start, an empty list until an epoch
+    ends (as after a Ctrl-C in the first epoch). After Ctrl-C, ``interrupted``
+    is True, ``completed_epochs`` counts the epochs whose figures are recorded
+    and ``interrupted_batches`` the batches run in the epoch cut short (0 when
+    the interrupt came between epochs).
+
+    A History is a record: copying or pickling it keeps the figures and the
+    counts, not the model it was attached to (``model`` is None in the copy).
+    """
 
     def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float]] = {"loss": []}
         self.epoch: list[int] = []
         self.interrupted = False
+        self.completed_epochs = 0
+        self.interrupted_batches = 0
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self.history.setdefault("loss", [])
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.epoch.append(epoch)
@@ -72,14 +86,30 @@ class History(Callback):
     def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("model", None)
+        return state
+
     def __repr__(self) -> str:
-        last = {k: round(v[-1], 6) for k, v in self.history.items()}
+        last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
         return f"History(epochs={len(self.epoch)}, last={last})"
 
 
 # --------------------------------------------------------------------- display
+def format_number(value: float, decimals: int = 4) -> str:
+    """A logged figure for display: ``decimals`` places (``0.1234``) while they
+    show three significant digits, three significant digits below that
+    (``0.00123``, ``1.23e-05`` for ``decimals=4``), so that a small learning rate
+    or loss does not show as ``0.0000``."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value) or abs(value) >= 10.0 ** (2 - decimals):
+        return f"{value:.{decimals}f}"
+    return f"{value:.3g}"
+
+
 def _format_logs(logs: dict) -> str:
-    return "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
+    return "  ".join(f"{key} {format_number(value)}" for key, value in logs.items())
 
 
 def _format_seconds(seconds: float) -> str:
@@ -129,7 +159,7 @@ class ProgressBar(Callback):
             elapsed = now - self._start
             done = batch + 1
             left = elapsed / done * (self.n_batches - done)
-            self._draw(done, f"loss {self._loss_sum / self._samples:.4f}  "
+            self._draw(done, f"loss {format_number(self._loss_sum / self._samples)}  "
                              f"{self._samples / max(elapsed, 1e-9):,.0f} samples/s  ETA {_format_seconds(left)}")
 
     def _bar(self, done: int) -> str:

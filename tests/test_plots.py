@@ -139,6 +139,25 @@ def test_history_figure_layout_from_a_dict(keys, n_axes, titles):
         plt.close(fig)
 
 
+def test_history_figure_puts_positive_losses_on_a_log_axis():
+    """A loss that falls from 1 to 1e-4 is a flat line after a few epochs on a linear
+    axis; on a log one every decade shows. Accuracy and R2 stay linear, and so does
+    a loss with a value <= 0 (a log axis cannot show it)."""
+    falling = list(np.geomspace(1.0, 1e-4, 20))
+    fig = history_figure({"loss": falling, "val_loss": falling, "accuracy": list(np.linspace(0.5, 1, 20)),
+                          "mae": falling, "r2": list(np.linspace(-1, 1, 20))})
+    try:
+        assert {ax.get_title(): ax.get_yscale() for ax in fig.axes} == {
+            "loss": "log", "accuracy": "linear", "mae": "log", "r2": "linear"}
+    finally:
+        plt.close(fig)
+    fig = history_figure({"loss": [1.0, 0.5, 0.0], "val_loss": [1.0, 0.5, 0.25]})
+    try:
+        assert fig.axes[0].get_yscale() == "linear"
+    finally:
+        plt.close(fig)
+
+
 def test_plot_history_writes_png_with_and_without_validation(trained, tmp_path):
     _, history, _, _ = trained
     path = plot_history(history, tmp_path / "new" / "dir" / "curves.png")

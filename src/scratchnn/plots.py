@@ -51,7 +51,7 @@ def _pyplot():
     one who chose a backend in the ``MPLBACKEND`` environment variable (Jupyter
     sets it for inline figures); switching it here would break their plots.
     """
-    if "matplotlib.pyplot" in sys.modules:
+    if sys.modules.get("matplotlib.pyplot") is not None:
         return sys.modules["matplotlib.pyplot"]
     try:
         import matplotlib
@@ -188,10 +188,23 @@ def _history_panels(curves: Mapping[str, np.ndarray]) -> list[tuple[str, list[st
     return [(name, [key for key in keys if key in curves]) for name, keys in panels]
 
 
+#: Panels of figures that shrink towards 0 as training goes on: drawn on a log
+#: axis when every value is positive, where a linear one flattens the late epochs.
+_ERROR_PANELS = frozenset({"loss", "mse", "mae"})
+
+
+def _all_positive(curves) -> bool:
+    return all(np.all(np.isfinite(curve) & (curve > 0)) for curve in curves)
+
+
 def history_figure(history, *, title: Optional[str] = None):
     """The learning curves of ``history`` as a matplotlib Figure, one panel each
     for the loss, every other metric (training and ``val_`` curves) and the
-    learning rate ``"lr"`` when logged; the x axis counts epochs from 1."""
+    learning rate ``"lr"`` when logged; the x axis counts epochs from 1.
+
+    The loss (and the mse and mae) panels have a log y axis when every value
+    in them is positive, a linear one otherwise; the learning rate has a log
+    axis when it spans a factor of 10 or more."""
     curves = _history_curves(history)
     panels = _history_panels(curves)
     plt = _pyplot()
@@ -218,6 +231,8 @@ def history_figure(history, *, title: Optional[str] = None):
                     validation = key.startswith("val_")
                     ax.plot(epochs, curve, color="C1" if validation else "C0",
                             label="validation" if validation else "training", **style)
+            if name in _ERROR_PANELS and _all_positive(curves[key] for key in keys):
+                ax.set_yscale("log")
             if name == "loss" and "val_loss" in curves and np.any(np.isfinite(curves["val_loss"])):
                 best = int(np.nanargmin(curves["val_loss"])) + 1
                 ax.axvline(best, color="0.5", linestyle=":", label=f"best val_loss (epoch {best})")

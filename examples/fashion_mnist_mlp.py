@@ -28,5 +28,5 @@ model.fit(X_train, y_train, loss="cross_entropy", optimizer=snn.Adam(lr=1e-3),
 scores = model.evaluate(X_test, y_test)
 print(f"test accuracy {scores['accuracy']:.4f}  test loss {scores['loss']:.4f}")
 model.classes = list(CLASS_NAMES)
-print("first test images:", list(model.predict(X_test[:5])))
+print("first test images:", model.predict(X_test[:5]).tolist())   # plain str, not np.str_
 print("saved", model.save("fashion_mlp.npz"))

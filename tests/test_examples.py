@@ -40,6 +40,8 @@ def test_fashion_mnist_example_quick_run(tmp_path):
     out = run("fashion_mnist_mlp.py", tmp_path, "1")
     accuracy = float(out.split("test accuracy")[1].split()[0])
     assert accuracy > 0.8
+    first = out.split("first test images: ")[1].splitlines()[0]
+    assert first.startswith("['") and "np.str_" not in first      # plain strings
     # the saved file is the trained model: it scores the printed accuracy
     import scratchnn as snn
     _, _, X_test, y_test = load_fashion_mnist()

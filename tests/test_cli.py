@@ -50,7 +50,9 @@ def test_train_spirals_saves_plots_and_the_model_then_evaluate_and_info(tmp_path
     assert main(["train", "spirals", "--epochs", "150", "--verbose", "0", "--output", str(model_path),
                  "--plots", str(plot_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("spirals: 225 training samples; MLP 2-64-64-3, relu, cross_entropy, adam lr 0.01")
+    # the validation split is counted apart from the samples that are trained on
+    assert out.startswith("spirals: 180 training, 45 validation and 75 test samples; MLP 2-64-64-3, "
+                          "relu, cross_entropy, adam lr 0.01")
     test_line = next(line for line in out.splitlines() if line.startswith("test loss"))
     assert "test accuracy" in test_line and numbers_in(test_line)[1] > 0.9
     assert model_path.exists()
@@ -85,7 +87,7 @@ def test_csv_classification_with_text_labels_train_predict_evaluate(tmp_path, ca
     assert main(["train", str(data), "--target", "species", "--epochs", "100", "--verbose", "0",
                  "--output", str(model_path)]) == 0
     out = capsys.readouterr().out
-    assert "flowers.csv: 72 training samples; MLP 2-64-32-3" in out
+    assert "flowers.csv: 58 training, 14 validation and 18 test samples; MLP 2-64-32-3" in out
     assert numbers_in(next(l for l in out.splitlines() if l.startswith("test loss")))[1] > 0.9
 
     # predict: the feature columns in another order, plus a column the model ignores
@@ -194,3 +196,270 @@ def test_predict_with_a_model_saved_without_feature_names(tmp_path, capsys):
     proba = model.predict_proba(X[:5])
     for line, p in zip(lines[1:], proba):
         np.testing.assert_allclose([float(v) for v in line.split(",")[1:]], p, atol=1e-6)
+
+
+# ------------------------------------------------------------ parser errors
+def test_version(capsys):
+    import scratchnn
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"scratchnn {scratchnn.__version__}\n"
+
+
+@pytest.mark.parametrize("argv, prog, message", [
+    ([], "scratchnn", "missing COMMAND: train, evaluate, predict or info"),
+    (["trian", "xor"], "scratchnn", "invalid choice: 'trian'"),
+    (["train"], "scratchnn train", "the following arguments are required: DATASET"),
+    (["train", "xor", "--epoch", "3"], "scratchnn train",
+     "unrecognized arguments: --epoch 3; did you mean --epochs?"),
+    (["train", "xor", "--hidden", "4,,2"], "scratchnn train", "argument --hidden: must be comma-separated"),
+    (["train", "xor", "--hidden", "4,"], "scratchnn train", "argument --hidden: must be comma-separated"),
+    (["train", "xor", "--hidden", "99999999999999999999999"], "scratchnn train",
+     "layer sizes must be at most 2,147,483,647"),
+    (["train", "xor", "--lr", "nan"], "scratchnn train", "argument --lr: must be a positive number, got nan"),
+    (["train", "xor", "--lr", "1e400"], "scratchnn train", "argument --lr: must be a positive number"),
+    (["train", "xor", "--lr", "1e-400"], "scratchnn train", "argument --lr: must be a positive number"),
+    (["train", "xor", "--lr", "-1"], "scratchnn train", "argument --lr: must be a positive number"),
+    (["train", "xor", "--epochs", "1e3"], "scratchnn train", "argument --epochs: must be a positive integer"),
+    (["train", "xor", "--dropout", "1"], "scratchnn train", "argument --dropout: must be a number in [0, 1)"),
+    (["train", "xor", "--validation-split", "inf"], "scratchnn train", "argument --validation-split"),
+    (["train", "xor", "--batch-size", "-1"], "scratchnn train", "argument --batch-size: must be an integer >= 0"),
+    (["train", "xor", "--seed", "-1"], "scratchnn train", "argument --seed: must be an integer >= 0"),
+    (["train", "xor", "--verbose", "5"], "scratchnn train", "argument --verbose: invalid choice"),
+    (["evaluate", "m.npz"], "scratchnn evaluate", "the following arguments are required: DATASET"),
+    (["info", "a.npz", "b.npz"], "scratchnn info", "unrecognized arguments: b.npz"),
+    (["predict", "m.npz", "x.csv", "--ouput", "p.csv"], "scratchnn predict", "did you mean --output?"),
+])
+def test_parser_errors_are_one_line_naming_the_command(argv, prog, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{prog}: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and "usage:" not in captured.err
+
+
+# ------------------------------------------------- checks made before training
+def write_regression(path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = X @ [2.0, -1.0, 0.5] * 50 + 200      # far from 0: float32 outputs like 206.92464
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,c,target", comments="")
+    return path
+
+
+def refused(argv, capsys, *message):
+    """main(argv) fails with one line holding every part of ``message``, having trained nothing."""
+    assert main([str(a) for a in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "training started before the error was found"
+    assert captured.err.startswith("scratchnn: error: ") and captured.err.count("\n") == 1
+    for part in message:
+        assert part in captured.err
+    assert "Traceback" not in captured.err and ".tmp" not in captured.err
+    return captured.err
+
+
+def test_the_output_and_plot_paths_are_checked_before_training(tmp_path, capsys):
+    missing = tmp_path / "nodir" / "model.npz"
+    refused(["train", "xor", "-o", missing], capsys, f"--output '{missing}'", "does not exist")
+    # fashion-mnist too: the check comes before its 60,000 images are even loaded
+    refused(["train", "fashion-mnist", "-o", missing], capsys, "does not exist")
+    refused(["train", "xor", "-o", tmp_path], capsys, "names a directory; give a file name")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    refused(["train", "xor", "--plots", a_file], capsys, "--plots", "is not a directory")
+    refused(["train", "xor", "--plots", a_file / "sub"], capsys, "--plots", "is not a directory")
+    refused(["predict", "m.npz", "x.csv", "-o", tmp_path / "no" / "p.csv"], capsys, "does not exist")
+    refused(["predict", "m.npz", "x.csv", "-o", tmp_path], capsys, "names a directory", "predictions.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_plots_without_matplotlib_are_refused_before_training(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)       # import matplotlib fails
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    refused(["train", "xor", "--plots", tmp_path / "plots", "-o", tmp_path / "m.npz"], capsys,
+            "--plots needs matplotlib: pip install 'scratchnn[plots]'")
+    assert not any(tmp_path.iterdir())
+
+
+def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys):
+    data = write_regression(tmp_path / "reg.csv")
+    refused(["train", "moons", "--loss", "mse"], capsys, "--loss mse does not apply here",
+            "classification")
+    refused(["train", "xor", "--loss", "huber"], capsys, "xor accepts --loss bce, mse")
+    refused(["train", data, "--target", "target", "--loss", "bce"], capsys, "regression task",
+            "mse, mae, huber")
+    refused(["train", "xor", "--early-stopping", "5"], capsys, "--early-stopping watches the "
+            "validation loss", "--validation-split")
+    refused(["train", "moons", "--early-stopping", "5", "--validation-split", "0"], capsys,
+            "without a validation split")
+    refused(["train", "xor", "--target", "y"], capsys, "--target applies to CSV files only, not to xor")
+    refused(["train", "xor", "--samples", "10"], capsys, "--samples applies to spirals and moons only")
+    refused(["train", "moons", "--data-dir", tmp_path], capsys, "--data-dir applies to fashion-mnist only")
+    refused(["train", "moons", "--task", "regression"], capsys, "--task applies to CSV files only")
+    refused(["train", data, "--target", "nope"], capsys, "target column 'nope' not found")
+    refused(["train", "moons", "--samples", "2"], capsys, "--validation-split 0.2 (the moons default) "
+            "of 1 training sample leaves 0 for validation")
+    refused(["train", "spirals", "--samples", "2"], capsys, "--samples must be between 3")
+    refused(["train", "moons", "--samples", "10000000000"], capsys, "and 10,000,000 for moons")
+    refused(["train", "fashion-mnist", "--data-dir", tmp_path], capsys, "--data-dir", "lacks")
+    refused(["train", tmp_path], capsys, "is a directory")
+    refused(["train", "xorr"], capsys, "did you mean 'xor'?")
+    refused(["evaluate", "m.npz", "xor", "--seed", "3"], capsys, "--seed applies to spirals and moons only")
+
+
+def test_the_csv_recipe_turns_early_stopping_off_without_a_validation_split(tmp_path, capsys):
+    data = write_regression(tmp_path / "reg.csv")
+    assert main(["train", str(data), "--target", "target", "--validation-split", "0", "--epochs", "2",
+                 "--verbose", "0"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("reg.csv: 96 training and 24 test samples;") and "early stopping" not in first
+
+
+def test_a_network_too_large_for_memory_is_one_line(capsys):
+    err = refused_after_describe(["train", "xor", "--hidden", "2147483647,2147483647"], capsys)
+    assert "memory" in err
+
+
+def refused_after_describe(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("scratchnn: error: ") and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    return captured.err
+
+
+def test_a_diverging_run_is_one_line(capsys):
+    err = refused_after_describe(["train", "moons", "--lr", "1e30", "--epochs", "3", "--verbose", "0"],
+                                 capsys)
+    assert "training diverged in epoch 1" in err and "lower the learning rate" in err
+
+
+# ------------------------------------------------------------------- Ctrl-C
+def press_ctrl_c_at(monkeypatch, step):
+    """Have training receive a real SIGINT after optimizer step ``step``."""
+    import os
+    import signal
+    from scratchnn import cli
+    from scratchnn.callbacks import Callback
+
+    class PressCtrlC(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == step:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    original = cli._callbacks
+    monkeypatch.setattr(cli, "_callbacks", lambda *a: [*original(*a), PressCtrlC()])
+
+
+def test_ctrl_c_saves_the_model_exits_130_and_counts_alike_everywhere(tmp_path, monkeypatch, capsys):
+    press_ctrl_c_at(monkeypatch, 6)            # moons: 120 training samples, 4 batches an epoch
+    model_path = tmp_path / "m.npz"
+    assert main(["train", "moons", "--epochs", "50", "--verbose", "0", "-o", str(model_path)]) == 130
+    captured = capsys.readouterr()
+    assert "trained 1 epoch and 2 of 4 batches of epoch 2 in " in captured.out
+    assert "(interrupted by Ctrl-C)" in captured.out and f"saved {model_path}" in captured.out
+    assert captured.err == "scratchnn: interrupted\n"
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "epochs_trained: 1, then 2 of 4 batches of epoch 2 (interrupted by Ctrl-C)" in out
+    assert ", 6 steps" in out and "samples: training 120, validation 30, test 50" in out
+
+
+def test_ctrl_c_in_the_first_epoch_still_draws_what_it_can(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    press_ctrl_c_at(monkeypatch, 2)
+    plot_dir = tmp_path / "plots"
+    assert main(["train", "moons", "--epochs", "5", "--verbose", "2", "--plots", str(plot_dir)]) == 130
+    captured = capsys.readouterr()
+    assert "trained 0 epochs and 2 of 4 batches of epoch 1 in " in captured.out
+    assert "plot history.png skipped: no epoch was completed" in captured.out
+    assert "interrupted in epoch 1 after batch 2 of 4: 0 complete epochs" in captured.err
+    assert sorted(p.name for p in plot_dir.iterdir()) == ["confusion_matrix.png", "decision_boundary.png"]
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """scratchnn train xor | head -1: no error message, the status of a SIGPIPE."""
+    import subprocess
+    import sys
+    with subprocess.Popen([sys.executable, "-m", "scratchnn", "train", "xor"], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        process.stdout.close()                 # the reader is gone before the first line
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 141
+    assert err == b""
+
+
+# ---------------------------------------------------------------- cosmetics
+def test_regression_predictions_print_without_float32_noise(tmp_path, capsys):
+    data = write_regression(tmp_path / "reg.csv")
+    model_path = tmp_path / "reg.npz"
+    assert main(["train", str(data), "--target", "target", "--epochs", "3", "--verbose", "0",
+                 "-o", str(model_path)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "prediction" and len(lines) == 121
+    import scratchnn as snn
+    expected = snn.load(model_path).predict(
+        snn.preprocessing.StandardScaler.from_dict(snn.load(model_path).metadata["scaler"]).transform(
+            snn.datasets.load_csv(data, "target").X))[:, 0]
+    for text, value in zip(lines[1:], expected):
+        assert text == str(np.float32(value))          # the shortest text of the float32
+        assert np.float32(float(text)) == value
+
+
+def test_xor_reports_its_training_points_as_training_figures(tmp_path, capsys):
+    model_path = tmp_path / "xor.npz"
+    assert main(["train", "xor", "--epochs", "10", "-o", str(model_path)]) == 0
+    assert capsys.readouterr().out.startswith("xor: 4 training samples; MLP 2-4-1")
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "training_scores: {" in out and "test_scores" not in out
+
+
+def test_xor_plots_say_they_show_the_training_points(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from scratchnn import plots
+    titles = []
+    for name in ("plot_confusion_matrix", "plot_decision_boundary"):
+        original = getattr(plots, name)
+
+        def spy(*args, _original=original, **kwargs):
+            titles.append(kwargs["title"])
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(plots, name, spy)
+    assert main(["train", "xor", "--epochs", "10", "--plots", str(tmp_path)]) == 0
+    assert titles == ["xor: training set; xor has no test set",
+                      "xor: decision boundary (training set; xor has no test set)"]
+
+
+def test_evaluate_refuses_a_data_set_the_model_was_not_trained_on(tmp_path, capsys):
+    model_path = tmp_path / "xor.npz"
+    assert main(["train", "xor", "--epochs", "10", "-o", str(model_path)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model_path), "moons"]) == 2
+    assert capsys.readouterr().err == "scratchnn: error: the model was trained on xor, not on moons\n"
+
+
+def test_early_stopping_says_which_weights_the_model_kept(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 4)), rng.integers(0, 2, 100)       # labels that cannot be learned
+    data = tmp_path / "noise.csv"
+    data.write_text("a,b,c,d,label\n" + "".join(
+        ",".join(f"{v:.3f}" for v in row) + f",{'ab'[label]}\n" for row, label in zip(X, y)))
+    model_path = tmp_path / "noise.npz"
+    assert main(["train", str(data), "--target", "label", "--early-stopping", "2", "--lr", "0.01",
+                 "--verbose", "0", "-o", str(model_path)]) == 0
+    trained = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("trained"))
+    match = re.fullmatch(r"trained (\d+) epochs in [\d.]+ s \(early stopping: val_loss did not improve "
+                         r"for 2 epochs; kept the weights of epoch (\d+), val_loss [\d.]+\)", trained)
+    assert match and int(match[2]) == int(match[1]) - 2
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"epochs_trained: {match[1]}\n" in out
+    assert f"weights_of_epoch: {match[2]} (the best epoch, kept by early stopping)" in out

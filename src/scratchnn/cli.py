@@ -6,25 +6,40 @@
     scratchnn info MODEL                  the summary of a saved model
 
 DATASET is ``xor``, ``spirals``, ``moons``, ``fashion-mnist`` or the path of a
-CSV file (with ``--target COLUMN``). Errors are reported in one line.
+CSV file (with ``--target COLUMN``).
+
+What a user can get wrong is checked before any training: options that do not
+apply to the data set, the loss against the task, the output file and the plot
+folder, matplotlib for ``--plots``. Every error is one line on standard error,
+``scratchnn: error: ...`` (``scratchnn train: error: ...`` for a bad option of
+``train``), with exit status 2; only the "Fashion-MNIST not found" message has
+several lines (where it looked, and how to get the files). Ctrl-C during
+training stops after the current batch, saves and plots what was asked for,
+and exits with status 130; a closed pipe (``scratchnn train xor | head -1``)
+ends the command quietly with status 141, as SIGPIPE ends other Unix tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import json
 import os
+import stat
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
-from . import datasets
-from .callbacks import Callback, EarlyStopping, LearningRateScheduler, ReduceLROnPlateau
-from .datasets.fashion_mnist import CLASS_NAMES, DatasetNotFoundError
+from . import __version__, datasets
+from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ReduceLROnPlateau,
+                        format_number)
+from .datasets.generated import MAX_SAMPLES
+from .datasets.fashion_mnist import CLASS_NAMES, FILES as FASHION_FILES, DatasetNotFoundError
 from .io import load
 from .layers import ACTIVATIONS, Dense, Dropout, Sigmoid
 from .model import Sequential
@@ -32,6 +47,8 @@ from .training import DivergenceError
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
 from .schedules import CosineDecay, ExponentialDecay, StepDecay
+
+BUILTIN = ("xor", "spirals", "moons", "fashion-mnist")
 
 #: Each data set's default recipe; every entry can be overridden by an option.
 PRESETS: dict[str, dict] = {
@@ -53,6 +70,20 @@ PRESETS: dict[str, dict] = {
                 schedule="none", init=None),
 }
 
+#: The --loss choices each task accepts, and the loss each trains with.
+LOSSES = {
+    "binary": {"bce": "binary_cross_entropy", "mse": "mse"},                 # xor
+    "classification": {},                                                    # cross-entropy only
+    "regression": {"mse": "mse", "mae": "mae", "huber": "huber"},            # CSV regression
+}
+DEFAULT_LOSS = {"binary": "binary_cross_entropy", "classification": "cross_entropy",
+                "regression": "mse"}
+
+#: The largest layer size --hidden accepts: products of two sizes stay within int64.
+MAX_UNITS = 2**31 - 1
+
+PLOT_FILES = ("history.png", "confusion_matrix.png", "decision_boundary.png")
+
 
 class CLIError(Exception):
     """An error reported as one line, without a traceback."""
@@ -61,7 +92,10 @@ class CLIError(Exception):
 # ============================================================================ data
 @dataclass
 class Data:
-    """A data set ready for training: standardized features, encoded labels."""
+    """A data set ready for training: standardized features, encoded labels.
+
+    ``X_test`` is None for xor, whose four points are all there is: its figures
+    are those of the training set, and ``evaluated_on`` says so."""
 
     name: str
     X_train: np.ndarray
@@ -76,6 +110,18 @@ class Data:
     target: Optional[str] = None
     scaler: Optional[StandardScaler] = None
 
+    @property
+    def evaluated_on(self) -> str:
+        return "training" if self.X_test is None else "test"
+
+    @property
+    def X_eval(self) -> np.ndarray:
+        return self.X_train if self.X_test is None else self.X_test
+
+    @property
+    def y_eval(self) -> np.ndarray:
+        return self.y_train if self.y_test is None else self.y_test
+
 
 def _csv_task(y: np.ndarray, task: str) -> str:
     if task != "auto":
@@ -87,14 +133,67 @@ def _csv_task(y: np.ndarray, task: str) -> str:
     return "regression"
 
 
+def _dataset_kind(name: str) -> str:
+    """``name`` itself for the built-in data sets, ``"csv"`` for a file; else a CLIError."""
+    if name in BUILTIN:
+        return name
+    if os.path.isdir(name):
+        raise CLIError(f"DATASET {name!r} is a directory; expected one of xor, spirals, moons, "
+                       "fashion-mnist or a CSV file")
+    if os.path.lexists(name) or name.lower().endswith(".csv"):
+        return "csv"   # the CSV reader says what is wrong with the file, if anything
+    close = difflib.get_close_matches(name, BUILTIN, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else " (no such file)"
+    raise CLIError(f"DATASET must be one of xor, spirals, moons, fashion-mnist or a CSV file, "
+                   f"got {name!r}{hint}")
+
+
+def _check_options_apply(args: argparse.Namespace, kind: str) -> None:
+    """Refuse the options that would be silently ignored for this data set."""
+    where = {"--target": ("target", ("csv",)), "--samples": ("samples", ("spirals", "moons")),
+             "--data-dir": ("data_dir", ("fashion-mnist",))}
+    for option, (key, kinds) in where.items():
+        if getattr(args, key, None) is not None and kind not in kinds:
+            applies = "CSV files" if kinds == ("csv",) else " and ".join(kinds)
+            raise CLIError(f"{option} applies to {applies} only, not to {_shown(args.dataset, kind)}")
+    if getattr(args, "task", "auto") != "auto" and kind != "csv":
+        raise CLIError(f"--task applies to CSV files only, not to {_shown(args.dataset, kind)}")
+
+
+def _check_data_dir(directory: Optional[str]) -> None:
+    if directory is None:
+        return
+    if not os.path.isdir(directory):
+        problem = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise CLIError(f"--data-dir {directory!r} {problem}")
+    missing = [name for name in FASHION_FILES if not os.path.isfile(os.path.join(directory, name))]
+    if missing:
+        raise CLIError(f"--data-dir {directory!r} lacks {', '.join(missing)}; it must hold the four "
+                       "Fashion-MNIST files (apt-get install dataset-fashion-mnist puts them in "
+                       "/usr/share/datasets/fashion-mnist)")
+
+
+def _check_named(path: str, what: str) -> None:
+    if not path:
+        raise CLIError(f"{what} is an empty string; expected a file name")
+
+
+def _shown(dataset: str, kind: str) -> str:
+    return dataset if kind != "csv" else f"the CSV file {dataset!r}"
+
+
 def load_training_data(args: argparse.Namespace) -> Data:
     """Load DATASET, split off a test set, standardize (training statistics only)."""
     name = args.dataset
     if name == "xor":
         X, y = datasets.xor()
-        return Data("xor", X, y, X, y, "binary", 1, class_names=["0", "1"])
+        return Data("xor", X, y, None, None, "binary", 1, class_names=["0", "1"])
     if name in ("spirals", "moons"):
         maker = datasets.spirals if name == "spirals" else datasets.moons
+        least = 3 if name == "spirals" else 2      # a point per class
+        if args.samples is not None and not least <= args.samples <= MAX_SAMPLES:
+            raise CLIError(f"--samples must be between {least} (a point per class) and "
+                           f"{MAX_SAMPLES:,} for {name}, got {args.samples:,}")
         X, y = maker(n_samples=args.samples, seed=args.seed) if args.samples else maker(seed=args.seed)
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=True,
                                                             seed=args.seed)
@@ -106,8 +205,6 @@ def load_training_data(args: argparse.Namespace) -> Data:
         X_train, y_train, X_test, y_test = datasets.load_fashion_mnist(args.data_dir)
         return Data(name, X_train, y_train, X_test, y_test, "classification", 10,
                     class_names=list(CLASS_NAMES), classes=list(CLASS_NAMES))
-    if not name.lower().endswith(".csv") and not os.path.isfile(name):
-        raise CLIError(f"DATASET must be one of xor, spirals, moons, fashion-mnist or a CSV file, got {name!r}")
     if not args.target:
         raise CLIError(f"training on the CSV file {name!r} needs --target COLUMN")
     table = datasets.load_csv(name, args.target)
@@ -131,6 +228,72 @@ def load_training_data(args: argparse.Namespace) -> Data:
                 classes=classes, feature_names=table.feature_names, target=args.target, scaler=scaler)
 
 
+# ====================================================================== outputs
+def _check_output_file(path: str, option: str, suffix: str = "", example: str = "model.npz") -> str:
+    """The file that will be written for ``option`` (``suffix`` appended when
+    missing, as ``save`` does), checked now: not a directory, in an existing
+    directory where we can create files. Returns the path to write."""
+    if not path:
+        raise CLIError(f"{option} needs a file name, got ''")
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise CLIError(f"{option} {path!r} names a directory; give a file name such as "
+                       f"{os.path.join(path, example)!r}")
+    target = path if not suffix or path.endswith(suffix) else path + suffix
+    if os.path.isdir(target):
+        raise CLIError(f"{option} {path!r}: {target!r} is a directory")
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{option} {path!r}: the directory {os.path.dirname(target)!r} does not exist")
+    if os.path.exists(target) and not os.path.isfile(target):
+        if suffix:   # a model file is replaced atomically: only a regular file can be
+            raise CLIError(f"{option} {path!r} is not a regular file")
+        return target   # a FIFO or a device such as /dev/stdout: written to directly
+    _check_writable(directory, f"{option} {path!r}")
+    return target
+
+
+def _check_writable(directory: str, what: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise CLIError(f"{what}: cannot create files in {directory!r} "
+                       f"({error.strerror or error})") from None
+
+
+def _check_plot_dir(directory: str) -> None:
+    """matplotlib importable, and DIR a directory we can write in (or can create)."""
+    try:
+        from . import plots
+        plots._pyplot()
+    except ImportError:
+        raise CLIError("--plots needs matplotlib: pip install 'scratchnn[plots]'") from None
+    if not directory:
+        raise CLIError("--plots needs a directory name, got ''")
+    path = os.path.abspath(directory)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise CLIError(f"--plots {directory!r} is not a directory")
+        for name in PLOT_FILES:
+            file = os.path.join(path, name)
+            if os.path.exists(file) and not os.path.isfile(file):
+                raise CLIError(f"--plots {directory!r}: {name} exists and is not a regular file")
+        _check_writable(path, f"--plots {directory!r}")
+        return
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"--plots {directory!r}: {parent!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"--plots {directory!r}: cannot create it in {parent!r} (permission denied)")
+
+
+def _write_failed(path: str, error: OSError) -> CLIError:
+    """An OSError while writing ``path``, named by the user's path (not a temporary file's)."""
+    return CLIError(f"cannot write {path!r}: {error.strerror or error}")
+
+
 # =========================================================================== train
 def _settings(args: argparse.Namespace) -> dict:
     """The preset of the data set, overridden by the options given."""
@@ -142,7 +305,41 @@ def _settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def build_model(data: Data, settings: dict, seed: int) -> Sequential:
+def _choose_loss(data: Data, requested: Optional[str]) -> str:
+    accepted = LOSSES[data.task]
+    if requested is None:
+        return DEFAULT_LOSS[data.task]
+    if requested not in accepted:
+        if data.task == "classification":
+            why = f"{data.name} is a classification task, trained with cross-entropy (no --loss)"
+        else:
+            kind = "xor" if data.task == "binary" else f"{data.name} is a regression task, which"
+            why = f"{kind} accepts --loss {', '.join(accepted)}"
+        raise CLIError(f"--loss {requested} does not apply here: {why}; --loss is for xor "
+                       "(bce, mse) and CSV regression (mse, mae, huber)")
+    return accepted[requested]
+
+
+def _check_settings(args: argparse.Namespace, data: Data, settings: dict) -> tuple[int, int]:
+    """Settings against the data, before training. Returns the sizes of the
+    training and validation parts of the training data."""
+    split = settings["validation_split"]
+    if settings["early_stopping"] and not split:
+        if args.early_stopping:
+            raise CLIError(f"--early-stopping watches the validation loss, and {data.name} trains "
+                           "without a validation split: add --validation-split FRACTION (such as 0.2)")
+        settings["early_stopping"] = 0   # the CSV recipe's, turned off by --validation-split 0
+    n = len(data.X_train)
+    n_val = int(round(n * split)) if split else 0   # as fit() splits (training.split_validation)
+    if split and not 1 <= n_val < n:
+        given = "" if args.validation_split is not None else f" (the {data.name} default)"
+        raise CLIError(f"--validation-split {split:g}{given} of {_plural(n, 'training sample')} leaves {n_val} "
+                       f"for validation and {n - n_val} for training; both need at least one "
+                       "(use more samples or --validation-split 0)")
+    return n - n_val, n_val
+
+
+def build_model(data: Data, settings: dict, seed: int, loss: str) -> Sequential:
     init = {"kernel_initializer": settings["init"]} if settings["init"] else \
         {"kernel_initializer": "he_uniform" if settings["activation"] in ("relu", "leaky_relu", "elu", "gelu") else "glorot_uniform"}
     layers = []
@@ -151,17 +348,9 @@ def build_model(data: Data, settings: dict, seed: int) -> Sequential:
         if settings["dropout"]:
             layers.append(Dropout(settings["dropout"]))
     layers.append(Dense(data.n_outputs, **init))
-    if data.task == "binary" and settings.get("loss") == "mse":
+    if data.task == "binary" and loss == "mse":
         layers.append(Sigmoid())   # the tutorials' variant: squared error of a sigmoid output
     return Sequential(layers, seed=seed)
-
-
-def _loss_for(data: Data, settings: dict) -> str:
-    if data.task == "binary":
-        return "mse" if settings.get("loss") == "mse" else "binary_cross_entropy"
-    if data.task == "classification":
-        return "cross_entropy"
-    return settings.get("loss") if settings.get("loss") in ("mse", "mae", "huber") else "mse"
 
 
 class _PrintEvery(Callback):
@@ -172,7 +361,7 @@ class _PrintEvery(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if (epoch + 1) % self.every == 0:
-            print(f"epoch {epoch + 1:>6}  loss {logs['loss']:.6f}", flush=True)
+            print(f"epoch {epoch + 1:>6}  loss {format_number(logs['loss'], 6)}", flush=True)
 
 
 def _callbacks(settings: dict, args: argparse.Namespace) -> list[Callback]:
@@ -194,81 +383,185 @@ def _callbacks(settings: dict, args: argparse.Namespace) -> list[Callback]:
     return callbacks
 
 
-def _describe(data: Data, settings: dict, loss: str) -> str:
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _describe(data: Data, settings: dict, loss: str, n_fit: int, n_val: int) -> str:
     sizes = "-".join(str(s) for s in (data.X_train.shape[1], *settings["hidden"], data.n_outputs))
-    batch = settings["batch_size"] or "full"
-    extras = [f"dropout {settings['dropout']}"] if settings["dropout"] else []
+    batch = settings["batch_size"]
+    batch = "full" if batch is None or batch >= n_fit else batch
+    extras = [f"dropout {settings['dropout']:g}"] if settings["dropout"] else []
     if settings["schedule"] != "none":
         extras.append(f"{settings['schedule']} schedule")
     if settings["early_stopping"]:
         extras.append(f"early stopping (patience {settings['early_stopping']})")
-    return (f"{data.name}: {len(data.X_train)} training samples; MLP {sizes}, {settings['activation']}, "
-            f"{loss}, {settings['optimizer']} lr {settings['lr']}, {settings['epochs']} epochs, batch {batch}"
+    counts = [f"{n_fit} training"]
+    if n_val:
+        counts.append(f"{n_val} validation")
+    if data.X_test is not None:
+        counts.append(f"{len(data.X_test)} test")
+    samples = (", ".join(counts[:-1]) + " and " + counts[-1]) if len(counts) > 1 else counts[0]
+    return (f"{data.name}: {samples} samples; MLP {sizes}, {settings['activation']}, "
+            f"{loss}, {settings['optimizer']} lr {settings['lr']:g}, "
+            f"{_plural(settings['epochs'], 'epoch')}, batch {batch}"
             + "".join(f", {e}" for e in extras))
 
 
 def _report(scores: dict, prefix: str = "") -> str:
-    return "  ".join(f"{prefix}{key} {value:.4f}" for key, value in scores.items())
+    return "  ".join(f"{prefix}{key} {format_number(value)}" for key, value in scores.items())
 
 
-def command_train(args: argparse.Namespace) -> None:
+@dataclass
+class _Progress:
+    """How far training got, the same numbers in every message and in the model file."""
+
+    completed_epochs: int
+    interrupted: bool
+    interrupted_batches: int       # batches run in the epoch cut short (0: between epochs)
+    batches_per_epoch: int
+
+    @classmethod
+    def of(cls, history, batches_per_epoch: int) -> "_Progress":
+        # getattr: fit() sets these three since the interrupt counts were added
+        completed = getattr(history, "completed_epochs", None)
+        return cls(len(history.epoch) if completed is None else int(completed),
+                   bool(getattr(history, "interrupted", False)),
+                   int(getattr(history, "interrupted_batches", 0) or 0), batches_per_epoch)
+
+    def describe(self) -> str:
+        """``"3 epochs"``, or ``"2 epochs and 5 of 10 batches of epoch 3"``."""
+        text = _plural(self.completed_epochs, "epoch")
+        if self.interrupted_batches:
+            text += (f" and {self.interrupted_batches} of {self.batches_per_epoch} batches of "
+                     f"epoch {self.completed_epochs + 1}")
+        return text
+
+
+def _restored_epoch(callbacks: list, progress: _Progress) -> Optional[int]:
+    """The epoch (from 1) whose weights EarlyStopping put back, when not the last one run."""
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    if stopper is None or stopper.best_epoch is None or not stopper.restore_best_weights:
+        return None
+    if stopper.best_epoch + 1 == progress.completed_epochs and not progress.interrupted_batches:
+        return None
+    return stopper.best_epoch + 1
+
+
+def _early_stopping_note(callbacks: list, progress: _Progress) -> str:
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    if stopper is None or stopper.best_epoch is None:
+        return ""
+    notes = []
+    if stopper.stopped_epoch is not None:
+        notes.append(f"early stopping: {stopper.monitor} did not improve for {stopper.patience} "
+                     f"epoch{'' if stopper.patience == 1 else 's'}")
+    restored = _restored_epoch(callbacks, progress)
+    if restored is not None:
+        notes.append(f"kept the weights of epoch {restored}, {stopper.monitor} "
+                     f"{format_number(stopper.best)}")
+    return "; ".join(notes)
+
+
+def command_train(args: argparse.Namespace) -> int:
+    # -- everything that can be checked before the data are loaded
+    kind = _dataset_kind(args.dataset)
+    _check_options_apply(args, kind)
+    _check_data_dir(args.data_dir)
+    output = _check_output_file(args.output, "--output", ".npz") if args.output is not None else None
+    if args.plots is not None:
+        _check_plot_dir(args.plots)
+
+    # -- the data, and the settings checked against them
     data = load_training_data(args)
     settings = _settings(args)
-    if args.loss:
-        settings["loss"] = args.loss
-    loss = _loss_for(data, settings)
-    model = build_model(data, settings, args.seed)
+    loss = _choose_loss(data, args.loss)
+    settings["loss"] = loss
+    n_fit, n_val = _check_settings(args, data, settings)
+    model = build_model(data, settings, args.seed, loss)
     model.classes = data.classes
     optimizer = OPTIMIZERS[settings["optimizer"]](lr=settings["lr"])
-    if data.name == "xor" and args.print_every is None:
+    if kind == "xor" and args.print_every is None:
         args.print_every = 1000
     verbose = args.verbose if args.verbose is not None else (0 if args.print_every else 1)
-    print(_describe(data, settings, loss), flush=True)
+    batch_size = settings["batch_size"] or n_fit
+    n_batches = -(-n_fit // min(batch_size, n_fit))
+    print(_describe(data, settings, loss, n_fit, n_val), flush=True)
 
+    # -- training
+    callbacks = _callbacks(settings, args)
     start = time.perf_counter()
     history = model.fit(data.X_train, data.y_train, loss=loss, optimizer=optimizer,
                         epochs=settings["epochs"], batch_size=settings["batch_size"],
                         validation_split=settings["validation_split"],
-                        callbacks=_callbacks(settings, args), verbose=verbose)
+                        callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
-    stopped = " (interrupted)" if history.interrupted else ""
-    print(f"trained {len(history.epoch)} epochs in {seconds:.1f} s{stopped}")
+    progress = _Progress.of(history, n_batches)
+    notes = ["interrupted by Ctrl-C"] if progress.interrupted else []
+    if note := _early_stopping_note(callbacks, progress):
+        notes.append(note)
+    print(f"trained {progress.describe()} in {seconds:.1f} s" + "".join(f" ({n})" for n in notes),
+          flush=True)
 
-    if data.name == "xor":
-        output = model.predict(data.X_train) if loss == "mse" else model.predict_proba(data.X_train)
+    # -- results, the model file, the plots
+    if kind == "xor":
+        values = model.predict(data.X_train) if loss == "mse" else model.predict_proba(data.X_train)
         print("input   prediction")
-        for x, p in zip(data.X_train.astype(int), output[:, 0]):
+        for x, p in zip(data.X_train.astype(int), values[:, 0]):
             print(f"{x[0]} {x[1]}     {p:.4f}")
-    test_scores = model.evaluate(data.X_test, data.y_test)
-    if data.name != "xor":
-        print(_report(test_scores, prefix="test "))
-
-    if args.output:
+    scores = model.evaluate(data.X_eval, data.y_eval)
+    if data.X_test is not None:
+        print(_report(scores, prefix="test "))
+    if output is not None:
         metadata = {"dataset": data.name, "task": data.task, "feature_names": data.feature_names,
                     "target": data.target, "class_names": data.class_names,
                     "scaler": data.scaler.to_dict() if data.scaler else None,
-                    "test_scores": test_scores, "epochs_trained": len(history.epoch),
+                    f"{data.evaluated_on}_scores": scores,
+                    "samples": {"training": n_fit, "validation": n_val,
+                                "test": 0 if data.X_test is None else len(data.X_test)},
+                    "epochs_trained": progress.completed_epochs,
+                    "interrupted": progress.interrupted,
+                    "interrupted_batches": progress.interrupted_batches,
+                    "batches_per_epoch": n_batches,
+                    "weights_of_epoch": _restored_epoch(callbacks, progress),
                     "train_seconds": round(seconds, 2), "settings": settings}
-        print(f"saved {model.save(args.output, metadata=metadata)}")
-    if args.plots:
-        for path in _plots(model, data, history, args.plots):
-            print(f"plot {path}")
+        try:
+            print(f"saved {model.save(output, metadata=metadata)}", flush=True)
+        except OSError as error:
+            raise _write_failed(output, error) from None
+    if args.plots is not None:
+        for line in _plots(model, data, history, args.plots):
+            print(line, flush=True)
+    if progress.interrupted:
+        print("scratchnn: interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _plots(model: Sequential, data: Data, history, directory: str) -> list[str]:
+    """Draw the plots that apply; return one line of output per plot."""
     from . import plots   # matplotlib is an optional extra: import it only here
-    paths = [plots.plot_history(history, os.path.join(directory, "history.png"),
-                                title=f"{data.name}: training")]
-    if data.task != "regression":
-        names = data.class_names
-        paths.append(plots.plot_confusion_matrix(
-            data.y_test, _predicted_codes(model, data.X_test), os.path.join(directory, "confusion_matrix.png"),
-            class_names=names, title=f"{data.name}: test set"))
-    if data.X_train.shape[1] == 2 and data.task != "regression":
-        paths.append(plots.plot_decision_boundary(
-            model, data.X_test, _decoded(model, data.y_test), os.path.join(directory, "decision_boundary.png"),
-            title=f"{data.name}: decision boundary (test set)"))
-    return paths
+    shown = "test set" if data.X_test is not None else "training set; xor has no test set"
+    lines = []
+    try:
+        if history.history.get("loss"):
+            lines.append("plot " + plots.plot_history(history, os.path.join(directory, "history.png"),
+                                                      title=f"{data.name}: training"))
+        else:
+            lines.append("plot history.png skipped: no epoch was completed")
+        if data.task != "regression":
+            lines.append("plot " + plots.plot_confusion_matrix(
+                data.y_eval, _predicted_codes(model, data.X_eval),
+                os.path.join(directory, "confusion_matrix.png"),
+                class_names=data.class_names, title=f"{data.name}: {shown}"))
+        if data.X_train.shape[1] == 2 and data.task != "regression":
+            lines.append("plot " + plots.plot_decision_boundary(
+                model, data.X_eval, _decoded(model, data.y_eval),
+                os.path.join(directory, "decision_boundary.png"),
+                title=f"{data.name}: decision boundary ({shown})"))
+    except OSError as error:
+        raise _write_failed(error.filename or directory, error) from None
+    return lines
 
 
 def _predicted_codes(model: Sequential, X: np.ndarray) -> np.ndarray:
@@ -287,6 +580,17 @@ def _load_model(path: str) -> Sequential:
     return model
 
 
+def _check_dataset_matches(model: Sequential, dataset: str, kind: str) -> None:
+    trained_on = model.metadata.get("dataset")
+    if not isinstance(trained_on, str):
+        return     # saved from Python: nothing to compare
+    trained_kind = trained_on if trained_on in BUILTIN else "csv"
+    if trained_kind != kind or (kind != "csv" and trained_on != dataset):
+        raise CLIError(f"the model was trained on {trained_on}"
+                       f"{' (a CSV file)' if trained_kind == 'csv' else ''}, not on "
+                       f"{_shown(dataset, kind)}")
+
+
 def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namespace):
     """X, y (encoded as the model expects) of DATASET, preprocessed as in training."""
     meta = model.metadata
@@ -294,7 +598,7 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
         return datasets.xor()
     if dataset in ("spirals", "moons"):
         maker = datasets.spirals if dataset == "spirals" else datasets.moons
-        X, y = maker(seed=args.seed)
+        X, y = maker(seed=1000 if args.seed is None else args.seed)
     elif dataset == "fashion-mnist":
         _, _, X, y = datasets.load_fashion_mnist(args.data_dir)
     else:
@@ -317,21 +621,36 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
                 raise CLIError(f"{dataset}: target labels {unknown[:5]} are not among the model's "
                                f"classes {model.classes}")
             y = np.array([index[v] for v in y.tolist()])
+        elif not model.loss.classification and y.dtype.kind not in "iuf":
+            raise CLIError(f"{dataset}: the target column {target!r} holds text, but the model "
+                           "predicts numbers (regression)")
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
     return X, y
 
 
-def command_evaluate(args: argparse.Namespace) -> None:
+def command_evaluate(args: argparse.Namespace) -> int:
+    _check_named(args.model, "MODEL")
+    kind = _dataset_kind(args.dataset)
+    _check_options_apply(args, kind)
+    _check_data_dir(args.data_dir)
+    if args.seed is not None and kind not in ("spirals", "moons"):
+        raise CLIError(f"--seed applies to spirals and moons only, not to {_shown(args.dataset, kind)}")
     model = _load_model(args.model)
+    _check_dataset_matches(model, args.dataset, kind)
     X, y = _data_for_saved_model(model, args.dataset, args)
     scores = model.evaluate(X, y)
     print(f"{args.dataset}: {len(X)} samples")
     print(_report(scores))
+    return 0
 
 
 # ======================================================================== predict
-def command_predict(args: argparse.Namespace) -> None:
+def command_predict(args: argparse.Namespace) -> int:
+    _check_named(args.model, "MODEL")
+    _check_named(args.input, "INPUT.csv")
+    output_path = (_check_output_file(args.output, "--output", example="predictions.csv")
+                   if args.output is not None else None)
     model = _load_model(args.model)
     meta = model.metadata
     # every column when the model was trained without names
@@ -340,66 +659,144 @@ def command_predict(args: argparse.Namespace) -> None:
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
     output = model.output(X)      # one forward pass for labels and probabilities
     if model.loss.classification:
-        predictions = _decoded(model, model.loss.predicted_labels(output))
-    else:
-        predictions = output
-    header, rows = ["prediction"], [[p] for p in np.asarray(predictions).reshape(len(X), -1)[:, 0].tolist()]
-    if model.loss.classification:
         proba = model.loss.probabilities(output)
+        if proba.ndim != 2:
+            raise CLIError(f"predict writes one prediction per row; this model's outputs have "
+                           f"shape {output.shape[1:]} per row")
+        predictions = _decoded(model, model.loss.predicted_labels(output))
+        header = ["prediction"]
+        rows = [[p] for p in np.asarray(predictions).reshape(len(X)).tolist()]
         labels = model.classes if model.classes is not None else meta.get("class_names") or range(proba.shape[1])
         if proba.shape[1] == 1:
             header.append("probability")
         else:
             header += [f"p_{label}" for label in labels]
         rows = [row + [f"{p:.6f}" for p in probs] for row, probs in zip(rows, proba.tolist())]
-    _write_rows(args.output, header, rows)
-    if args.output:
-        print(f"wrote {len(rows)} predictions to {args.output}")
-
-
-def _write_rows(path: Optional[str], header: list, rows: list) -> None:
-    if path is None:
+    else:
+        values = output.reshape(len(X), -1)
+        header = (["prediction"] if values.shape[1] == 1 else
+                  [f"prediction_{i}" for i in range(values.shape[1])])
+        # str of the NumPy scalar: the shortest text that reads back as the same value in
+        # the model's own precision (206.92464, not float32 noise such as 206.9246368408203)
+        rows = [[str(v) for v in row] for row in values]
+    if output_path is None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+        sys.stdout.flush()
+    else:
+        if _write_rows(output_path, header, rows):   # not into /dev/stdout or a pipe
+            print(f"wrote {len(rows)} predictions to {output_path}")
+    return 0
+
+
+def _write_rows(path: str, header: list, rows: list) -> bool:
+    """Write a CSV file atomically (a temporary file renamed onto ``path``) and
+    return True; a FIFO or a device (``/dev/stdout``) is written to directly
+    (and False returned). Errors name ``path``."""
     try:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                _write_csv(handle, header, rows)
+            return False
+        directory = os.path.dirname(os.path.abspath(path))
+        handle = tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", dir=directory,
+                                             prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                             delete=False)
+        try:
+            with handle:
+                _write_csv(handle, header, rows)
+            os.chmod(handle.name, 0o666 & ~_umask())
+            os.replace(handle.name, path)
+            return True
+        except BaseException:
+            if os.path.exists(handle.name):
+                os.remove(handle.name)
+            raise
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        raise _write_failed(path, error) from None
+
+
+def _write_csv(handle, header: list, rows: list) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def _umask() -> int:
+    mask = os.umask(0)   # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return mask
 
 
 # =========================================================================== info
-def command_info(args: argparse.Namespace) -> None:
+def _training_record(meta: dict) -> list[str]:
+    lines = []
+    epochs = meta.get("epochs_trained")
+    if epochs is not None:
+        text = f"epochs_trained: {epochs}"
+        batches, per_epoch = meta.get("interrupted_batches") or 0, meta.get("batches_per_epoch")
+        if meta.get("interrupted") and batches:
+            text += (f", then {batches} of {per_epoch} batches of epoch {epochs + 1} "
+                     "(interrupted by Ctrl-C)")
+        elif meta.get("interrupted"):
+            text += f" (interrupted by Ctrl-C after epoch {epochs})"
+        lines.append(text)
+    if meta.get("weights_of_epoch") is not None:
+        lines.append(f"weights_of_epoch: {meta['weights_of_epoch']} (the best epoch, kept by early "
+                     "stopping)")
+    samples = meta.get("samples")
+    if isinstance(samples, dict):
+        lines.append("samples: " + ", ".join(f"{key} {value}" for key, value in samples.items()
+                                              if value))
+    return lines
+
+
+def command_info(args: argparse.Namespace) -> int:
+    _check_named(args.model, "MODEL")
     model = load(args.model)
     model.summary()
     meta = model.metadata
     optimizer = model.optimizer
     lines = [f"loss: {type(model.loss).__name__ if model.loss else None}",
-             f"optimizer: {optimizer!r}, {optimizer.iterations} steps" if optimizer else "optimizer: none"]
+             f"optimizer: {optimizer!r}, {optimizer.iterations:,} steps" if optimizer else "optimizer: none"]
     if model.classes is not None:
-        lines.append(f"classes: {model.classes}")
-    for key in ("dataset", "task", "target", "feature_names", "class_names", "epochs_trained",
-                "train_seconds", "test_scores"):
+        lines.append(f"classes: {_json(np.asarray(model.classes).tolist())}")
+    for key in ("dataset", "task", "target", "feature_names", "class_names"):
         if meta.get(key) is not None:
-            lines.append(f"{key}: {json.dumps(meta[key]) if not isinstance(meta[key], str) else meta[key]}")
+            lines.append(f"{key}: {_json(meta[key])}")
+    lines += _training_record(meta)
+    for key in ("train_seconds", "training_scores", "test_scores"):
+        if meta.get(key) is not None:
+            lines.append(f"{key}: {_json(meta[key])}")
     print("\n".join(lines))
+    return 0
+
+
+def _json(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # ========================================================================= parser
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors, ``PROG: error: MESSAGE``; the
+    usage block is printed only by --help. Its subcommands' parsers are of this
+    class too, so ``scratchnn train`` names itself in its errors."""
+
+    def error(self, message: str):
+        if message == "the following arguments are required: COMMAND":
+            message = "missing COMMAND: train, evaluate, predict or info"
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _number(convert, valid, expected: str):
     """An argparse type: ``convert`` the text and check it, or say what was expected."""
     def parse(text: str):
         try:
             value = convert(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             value = None
         if value is None or not valid(value):
             raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
@@ -414,33 +811,41 @@ _fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _sizes(text: str) -> list[int]:
+    error = argparse.ArgumentTypeError(
+        f"must be comma-separated positive integers such as 256,128, got {text!r}")
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",")]   # an empty part is refused
     except ValueError:
-        sizes = []
+        raise error from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers such as 256,128, got {text!r}")
+        raise error
+    if max(sizes) > MAX_UNITS:
+        raise argparse.ArgumentTypeError(f"layer sizes must be at most {MAX_UNITS:,}, got {text!r}")
     return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scratchnn", description="Neural networks from scratch in NumPy: train, evaluate, predict.",
-        epilog="Run 'scratchnn COMMAND --help' for the options of each command.")
+        epilog="Run 'scratchnn COMMAND --help' for the options of each command.", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="train a model on a data set",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train a model on a data set", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a model on DATASET, print its test figures, and optionally save it "
-                    "and plot its training. Each data set has a default recipe (shown in the first "
-                    "line of output); every option below overrides it.",
+                    "and plot its training. Each data set has a default recipe (shown in the first\n"
+                    "line of output); every option below overrides it. Options that do not apply to "
+                    "DATASET are refused,\nand so is everything else that can be checked before "
+                    "training. Ctrl-C stops after the current batch,\nsaves and plots what was asked "
+                    "for, and exits with status 130.",
         epilog="examples:\n  scratchnn train xor\n  scratchnn train spirals --plots plots/\n"
                "  scratchnn train fashion-mnist --output fashion.npz\n"
                "  scratchnn train data.csv --target species --output model.npz")
-    train.formatter_class = argparse.RawDescriptionHelpFormatter
     train.add_argument("dataset", metavar="DATASET",
-                       help="xor, spirals, moons, fashion-mnist, or the path of a CSV file with a header row")
+                       help="xor, spirals, moons, fashion-mnist, or the path of a CSV file with a "
+                            "header row (./xor for a file named xor)")
     model = train.add_argument_group("model")
     model.add_argument("--hidden", type=_sizes, metavar="SIZES",
                        help="hidden layer sizes, comma-separated (xor 4; spirals 64,64; moons 16,16; "
@@ -451,8 +856,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dropout rate after each hidden layer (fashion-mnist 0.2; others 0)")
     model.add_argument("--loss", choices=["bce", "mse", "mae", "huber"],
                        help="xor: bce (binary cross-entropy, default) or mse (squared error of a sigmoid "
-                            "output); CSV regression: mse (default), mae or huber. Classification uses "
-                            "cross-entropy")
+                            "output); CSV regression: mse (default), mae or huber. Classification "
+                            "(spirals, moons, fashion-mnist, CSV classes) trains with cross-entropy "
+                            "and refuses --loss")
     training = train.add_argument_group("training")
     training.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
                           help="optimizer (xor sgd; others adam)")
@@ -467,9 +873,12 @@ def build_parser() -> argparse.ArgumentParser:
                                "fashion-mnist 0.1; others 0.2)")
     training.add_argument("--early-stopping", type=_non_negative_int, metavar="PATIENCE",
                           help="stop after PATIENCE epochs without improvement of the validation loss "
-                               "and keep the best weights; 0 turns it off (csv 20; others 0)")
+                               "and keep the best weights; 0 turns it off (csv 20; others 0). It needs "
+                               "a validation split: refused with --validation-split 0 (and on xor), and "
+                               "the csv default is off then")
     training.add_argument("--schedule", choices=["none", "cosine", "step", "exponential", "plateau"],
-                          help="learning-rate schedule (fashion-mnist cosine; others none)")
+                          help="learning-rate schedule (fashion-mnist cosine; others none); plateau "
+                               "watches the validation loss, or the training loss without a split")
     training.add_argument("--seed", type=_non_negative_int, default=42, help="random seed (default 42)")
     data = train.add_argument_group("data")
     data.add_argument("--target", metavar="COLUMN", help="CSV: the target column")
@@ -481,9 +890,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fashion-mnist: directory holding the four IDX .gz files (default: "
                            "$SCRATCHNN_DATA, /usr/share/datasets/fashion-mnist, then the user cache)")
     out = train.add_argument_group("output")
-    out.add_argument("--output", "-o", metavar="MODEL.npz", help="save the trained model to this file")
+    out.add_argument("--output", "-o", metavar="MODEL.npz",
+                     help="save the trained model to this file (.npz is appended when missing); "
+                          "its directory must exist")
     out.add_argument("--plots", metavar="DIR", help="save history, confusion-matrix and (2-D data) "
-                                                    "decision-boundary PNGs in DIR (needs matplotlib)")
+                                                    "decision-boundary PNGs in DIR, created if needed "
+                                                    "(needs matplotlib)")
     out.add_argument("--verbose", type=int, choices=[0, 1, 2],
                      help="0 silent, 1 a progress bar per epoch (default), 2 one line per epoch")
     out.add_argument("--print-every", type=_positive_int, metavar="N",
@@ -491,20 +903,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="loss and metrics of a saved model on a data set",
+        "evaluate", help="loss and metrics of a saved model on a data set", allow_abbrev=False,
         description="Print the loss and metrics of a saved model on DATASET: the test split of "
                     "fashion-mnist, freshly generated spirals/moons (--seed), xor, or a CSV file "
-                    "with the model's target column. Features are standardized as in training.")
+                    "with the model's target column. Features are standardized as in training. "
+                    "DATASET must be the kind the model was trained on.")
     evaluate.add_argument("model", metavar="MODEL", help="a model file saved by 'scratchnn train --output'")
     evaluate.add_argument("dataset", metavar="DATASET", help="xor, spirals, moons, fashion-mnist or a CSV path")
     evaluate.add_argument("--target", metavar="COLUMN", help="CSV: the target column (default: the one used in training)")
-    evaluate.add_argument("--seed", type=_non_negative_int, default=1000,
+    evaluate.add_argument("--seed", type=_non_negative_int,
                           help="spirals, moons: seed of the generated sample (default 1000)")
     evaluate.add_argument("--data-dir", metavar="DIR", help="fashion-mnist: directory of the IDX files")
     evaluate.set_defaults(run=command_evaluate)
 
     predict = commands.add_parser(
-        "predict", help="write predictions for the rows of a CSV file",
+        "predict", help="write predictions for the rows of a CSV file", allow_abbrev=False,
         description="Predict every row of INPUT.csv (a header row, and the feature columns the model "
                     "was trained on, in any order; other columns are ignored). Writes a CSV with a "
                     "'prediction' column, plus one probability column per class for classifiers.")
@@ -514,29 +927,80 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=command_predict)
 
     info = commands.add_parser("info", help="show a saved model's layers and training record",
+                               allow_abbrev=False,
                                description="Print the summary of a saved model: layers, output shapes, "
                                            "parameter counts, loss, optimizer, classes and training record.")
     info.add_argument("model", metavar="MODEL", help="a model file")
     info.set_defaults(run=command_info)
+    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "info": info}
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extras: list) -> None:
+    """Report arguments the command does not know, naming the command (and the
+    option that was probably meant)."""
+    sub = parser.commands[command]
+    options = [option for action in sub._actions for option in action.option_strings]
+    hints = []
+    for extra in extras:
+        if extra.startswith("-"):
+            close = difflib.get_close_matches(extra.split("=", 1)[0], options, n=1)
+            hints += [f"{extra.split('=', 1)[0]} -> {close[0]}"] if close else []
+    hint = f"; did you mean {', '.join(h.split(' -> ')[1] for h in hints)}?" if hints else ""
+    sub.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename if error.filename is not None else ""
+        text = f"{where}: {error.strerror}" if where != "" else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point standard output at /dev/null, so that the
+    interpreter's last flush at exit does not fail a second time."""
     try:
-        args.run(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unrecognized(parser, args.command, extras)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141     # 128 + SIGPIPE, what the shell reports for head's other writers
+    except KeyboardInterrupt:
+        print("scratchnn: interrupted", file=sys.stderr)
+        return 130
     except DatasetNotFoundError as error:
         # Several lines on purpose: where we looked, and how to get the files.
         print(f"scratchnn: error: {error}", file=sys.stderr)
         return 2
-    except (CLIError, DivergenceError, ValueError, TypeError, OSError, ImportError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"scratchnn: error: {message}", file=sys.stderr)
+    except MemoryError as error:
+        print(f"scratchnn: error: not enough memory: {_one_line(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("scratchnn: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    except (CLIError, ValueError, TypeError, OSError, ImportError, ArithmeticError,
+            RuntimeError) as error:
+        # DivergenceError is an ArithmeticError (FloatingPointError)
+        print(f"scratchnn: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if os.environ.get("SCRATCHNN_DEBUG"):
+            raise
+        print(f"scratchnn: error: internal error, {type(error).__name__}: {_one_line(error)} "
+              "(a bug in scratchnn; SCRATCHNN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -463,3 +463,11 @@ def test_early_stopping_says_which_weights_the_model_kept(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"epochs_trained: {match[1]}\n" in out
     assert f"weights_of_epoch: {match[2]} (the best epoch, kept by early stopping)" in out
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_plot_folder_that_cannot_be_created_is_found_before_training(capsys):
+    # /proc refuses new entries even to root, for whom os.access says yes
+    refused(["train", "xor", "--plots", "/proc/scratchnn-plots"], capsys,
+            "--plots '/proc/scratchnn-plots': cannot create it in '/proc'")
+    refused(["train", "xor", "-o", "/proc/m.npz"], capsys, "--output '/proc/m.npz': cannot create files")

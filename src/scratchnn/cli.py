@@ -285,8 +285,11 @@ def _check_plot_dir(directory: str) -> None:
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise CLIError(f"--plots {directory!r}: {parent!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CLIError(f"--plots {directory!r}: cannot create it in {parent!r} (permission denied)")
+    try:   # the one sure test: make (and remove) a folder where DIR will be made
+        os.rmdir(tempfile.mkdtemp(dir=parent))
+    except OSError as error:
+        raise CLIError(f"--plots {directory!r}: cannot create it in {parent!r} "
+                       f"({error.strerror or error})") from None
 
 
 def _write_failed(path: str, error: OSError) -> CLIError:
@@ -591,6 +594,17 @@ def _check_dataset_matches(model: Sequential, dataset: str, kind: str) -> None:
                        f"{_shown(dataset, kind)}")
 
 
+def _feature_names(meta: dict) -> Optional[list]:
+    """The feature columns the model file names, or None (a model saved from Python)."""
+    names = meta.get("feature_names")
+    if names is None or names == []:
+        return None
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise CLIError(f"the model file's metadata 'feature_names' must be a list of column names, "
+                       f"got {_json(names):.80}")
+    return names
+
+
 def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namespace):
     """X, y (encoded as the model expects) of DATASET, preprocessed as in training."""
     meta = model.metadata
@@ -606,7 +620,7 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
         if not target:
             raise CLIError("the model file does not name its target column; pass --target COLUMN")
         table = datasets.load_csv(dataset, target)
-        names = meta.get("feature_names")
+        names = _feature_names(meta)
         if not names:
             X = table.X
         elif set(names) <= set(table.feature_names):   # the columns read already, in training order
@@ -654,7 +668,7 @@ def command_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     meta = model.metadata
     # every column when the model was trained without names
-    X = datasets.load_csv_features(args.input, meta.get("feature_names") or None)
+    X = datasets.load_csv_features(args.input, _feature_names(meta))
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
     output = model.output(X)      # one forward pass for labels and probabilities
@@ -736,9 +750,9 @@ def _training_record(meta: dict) -> list[str]:
     lines = []
     epochs = meta.get("epochs_trained")
     if epochs is not None:
-        text = f"epochs_trained: {epochs}"
+        text = f"epochs_trained: {_json(epochs)}"
         batches, per_epoch = meta.get("interrupted_batches") or 0, meta.get("batches_per_epoch")
-        if meta.get("interrupted") and batches:
+        if meta.get("interrupted") and isinstance(epochs, int) and isinstance(batches, int) and batches:
             text += (f", then {batches} of {per_epoch} batches of epoch {epochs + 1} "
                      "(interrupted by Ctrl-C)")
         elif meta.get("interrupted"):

@@ -226,6 +226,9 @@ def test_version(capsys):
     (["train", "xor", "--validation-split", "inf"], "scratchnn train", "argument --validation-split"),
     (["train", "xor", "--batch-size", "-1"], "scratchnn train", "argument --batch-size: must be an integer >= 0"),
     (["train", "xor", "--seed", "-1"], "scratchnn train", "argument --seed: must be an integer >= 0"),
+    (["train", "xor", "--epochs", "1" + "0" * 30], "scratchnn train",
+     "argument --epochs: must be at most 9,223,372,036,854,775,807"),
+    (["train", "xor", "--early-stopping", "1" + "0" * 400], "scratchnn train", "must be at most"),
     (["train", "xor", "--verbose", "5"], "scratchnn train", "argument --verbose: invalid choice"),
     (["evaluate", "m.npz"], "scratchnn evaluate", "the following arguments are required: DATASET"),
     (["info", "a.npz", "b.npz"], "scratchnn info", "unrecognized arguments: b.npz"),
@@ -310,6 +313,12 @@ def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys):
     refused(["train", tmp_path], capsys, "is a directory")
     refused(["train", "xorr"], capsys, "did you mean 'xor'?")
     refused(["evaluate", "m.npz", "xor", "--seed", "3"], capsys, "--seed applies to spirals and moons only")
+
+
+def test_a_batch_larger_than_the_data_is_the_full_batch(capsys):
+    assert main(["train", "moons", "--batch-size", "1" + "0" * 400, "--epochs", "1", "--verbose", "0"]) == 0
+    assert ", batch full" in capsys.readouterr().out.splitlines()[0]
+    assert main(["train", "moons", "--seed", "1" + "0" * 400, "--epochs", "1", "--verbose", "0"]) == 0
 
 
 def test_the_csv_recipe_turns_early_stopping_off_without_a_validation_split(tmp_path, capsys):

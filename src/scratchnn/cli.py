@@ -495,7 +495,7 @@ def command_train(args: argparse.Namespace) -> int:
     callbacks = _callbacks(settings, args)
     start = time.perf_counter()
     history = model.fit(data.X_train, data.y_train, loss=loss, optimizer=optimizer,
-                        epochs=settings["epochs"], batch_size=settings["batch_size"],
+                        epochs=settings["epochs"], batch_size=min(batch_size, n_fit),
                         validation_split=settings["validation_split"],
                         callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
@@ -805,7 +805,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _number(convert, valid, expected: str):
+def _number(convert, valid, expected: str, maximum: Optional[int] = None):
     """An argparse type: ``convert`` the text and check it, or say what was expected."""
     def parse(text: str):
         try:
@@ -814,12 +814,16 @@ def _number(convert, valid, expected: str):
             value = None
         if value is None or not valid(value):
             raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}, got {text}")
         return value
     return parse
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+INT64_MAX = 2**63 - 1   # the library's counts (epochs, batch sizes, patience) are int64
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer", INT64_MAX)
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0", INT64_MAX)
+_unbounded_int = _number(int, lambda v: v >= 0, "an integer >= 0")   # seeds; batch sizes (capped at N)
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 _fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
@@ -880,7 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "fashion-mnist, csv 0.001)")
     training.add_argument("--epochs", type=_positive_int,
                           help="epochs (xor 10000; spirals 300; moons 200; fashion-mnist 30; csv 200)")
-    training.add_argument("--batch-size", type=_non_negative_int, metavar="N",
+    training.add_argument("--batch-size", type=_unbounded_int, metavar="N",
                           help="samples per step; 0 for the full batch (xor 0; fashion-mnist 128; others 32)")
     training.add_argument("--validation-split", type=_fraction, metavar="FRACTION",
                           help="fraction of the training data held out for validation (xor 0; "
@@ -893,7 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--schedule", choices=["none", "cosine", "step", "exponential", "plateau"],
                           help="learning-rate schedule (fashion-mnist cosine; others none); plateau "
                                "watches the validation loss, or the training loss without a split")
-    training.add_argument("--seed", type=_non_negative_int, default=42, help="random seed (default 42)")
+    training.add_argument("--seed", type=_unbounded_int, default=42, help="random seed (default 42)")
     data = train.add_argument_group("data")
     data.add_argument("--target", metavar="COLUMN", help="CSV: the target column")
     data.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
@@ -925,7 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL", help="a model file saved by 'scratchnn train --output'")
     evaluate.add_argument("dataset", metavar="DATASET", help="xor, spirals, moons, fashion-mnist or a CSV path")
     evaluate.add_argument("--target", metavar="COLUMN", help="CSV: the target column (default: the one used in training)")
-    evaluate.add_argument("--seed", type=_non_negative_int,
+    evaluate.add_argument("--seed", type=_unbounded_int,
                           help="spirals, moons: seed of the generated sample (default 1000)")
     evaluate.add_argument("--data-dir", metavar="DIR", help="fashion-mnist: directory of the IDX files")
     evaluate.set_defaults(run=command_evaluate)

@@ -379,6 +379,16 @@ def test_ctrl_c_saves_the_model_exits_130_and_counts_alike_everywhere(tmp_path, 
     assert ", 6 steps" in out and "samples: training 120, validation 30, test 50" in out
 
 
+def test_ctrl_c_between_epochs_counts_whole_epochs(tmp_path, monkeypatch, capsys):
+    press_ctrl_c_at(monkeypatch, 3)            # xor: one full batch an epoch
+    model_path = tmp_path / "xor.npz"
+    assert main(["train", "xor", "--epochs", "100", "-o", str(model_path)]) == 130
+    assert "trained 3 epochs in " in capsys.readouterr().out
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "epochs_trained: 3 (interrupted by Ctrl-C after epoch 3)" in out and ", 3 steps" in out
+
+
 def test_ctrl_c_in_the_first_epoch_still_draws_what_it_can(tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     press_ctrl_c_at(monkeypatch, 2)

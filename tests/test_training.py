@@ -276,6 +276,30 @@ def test_ctrl_c_stops_after_the_current_batch_and_the_model_stays_usable(capsys)
     assert not more.interrupted and model.optimizer.iterations == 10
 
 
+def test_ctrl_c_message_says_when_early_stopping_restored_other_weights(capsys):
+    """EarlyStopping's on_train_end puts back the best epoch's weights after an
+    interrupt; the message must not claim the model keeps those of its last step."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 4)), rng.integers(0, 2, 100)
+    at_interrupt = []
+
+    class PressCtrlC(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == 14:
+                at_interrupt.append(self.model.params.copy())
+                os.kill(os.getpid(), signal.SIGINT)
+
+    model = mlp()
+    history = model.fit(X, y, loss="cross_entropy", epochs=10, batch_size=16, validation_split=0.2,
+                        verbose=2, callbacks=[EarlyStopping(patience=50), PressCtrlC()])
+    err = capsys.readouterr().err
+    assert (history.completed_epochs, history.interrupted_batches) == (2, 4)
+    assert not np.array_equal(model.params, at_interrupt[0])      # the best epoch's weights
+    assert ("interrupted in epoch 3 after batch 4 of 5: 2 complete epochs; a callback "
+            "(EarlyStopping) then restored the weights of an earlier epoch") in err
+    assert "keeps the weights of its last step" not in err
+
+
 # ------------------------------------------------------------------ checkpoints
 def test_model_checkpoint_best_only_keeps_the_best_epoch(tmp_path):
     X, y, Xv, yv = noisy_regression()

@@ -119,7 +119,6 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
                                                      callback_list, interrupt, epoch)
             if interrupt.requested and batch + 1 < n_batches:     # cut short: no figures
                 history.interrupted, history.interrupted_batches = True, batch + 1
-                _report_interrupt(history, epoch, n_batches, verbose)
                 break
             if epoch == 0:
                 model.check_parameter_views()   # a layer that rebinds W is caught at once
@@ -132,23 +131,25 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
             history.completed_epochs = epoch + 1
             if interrupt.requested:          # during the epoch's last batch, or its callbacks
                 history.interrupted = True
-                _report_interrupt(history, epoch, n_batches, verbose)
                 break
             if model.stop_training:
                 break
+        weights_at_stop = model.params.copy() if history.interrupted else None
         _call(callback_list, "on_train_end", {})
+    if history.interrupted and verbose:
+        _report_interrupt(history, n_batches, not np.array_equal(model.params, weights_at_stop))
     model.check_parameter_views()
     return history
 
 
-def _report_interrupt(history: History, epoch: int, n_batches: int, verbose: int) -> None:
-    if not verbose:
-        return
-    where = (f"in epoch {epoch + 1} after batch {history.interrupted_batches} of {n_batches}"
-             if history.interrupted_batches else f"after epoch {epoch + 1}")
+def _report_interrupt(history: History, n_batches: int, restored: bool) -> None:
     done = history.completed_epochs
-    print(f"\ninterrupted {where}: {done} complete epoch{'' if done == 1 else 's'}; "
-          "the model keeps the weights of its last step", file=sys.stderr)
+    where = (f"in epoch {done + 1} after batch {history.interrupted_batches} of {n_batches}"
+             if history.interrupted_batches else f"after epoch {done}")
+    kept = ("a callback (EarlyStopping) then restored the weights of an earlier epoch" if restored
+            else "the model keeps the weights of its last step")
+    print(f"\ninterrupted {where}: {done} complete epoch{'' if done == 1 else 's'}; {kept}",
+          file=sys.stderr)
 
 
 def _call(callbacks: list, hook: str, *args) -> None:

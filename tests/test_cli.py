@@ -177,6 +177,25 @@ def test_help_of_every_command_is_complete(capsys):
         assert option in out
 
 
+def test_predict_with_several_yes_no_outputs(tmp_path, capsys):
+    """binary_cross_entropy on k outputs (multi-label) writes k predictions and k
+    probabilities per row (it failed with "cannot reshape array of size 60")."""
+    import scratchnn as snn
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 2))
+    Y = (rng.standard_normal((20, 3)) > 0).astype(float)
+    model = snn.Sequential([snn.Dense(3)], seed=0)
+    model.fit(X, Y, loss="binary_cross_entropy")
+    model.save(tmp_path / "m.npz")
+    (tmp_path / "in.csv").write_text("a,b\n" + "\n".join(f"{a},{b}" for a, b in X) + "\n")
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "in.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "prediction_0,prediction_1,prediction_2,probability_0,probability_1,probability_2"
+    values = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    np.testing.assert_array_equal(values[:, :3], model.predict(X))
+    np.testing.assert_allclose(values[:, 3:], model.predict_proba(X), atol=1e-6)
+
+
 def test_predict_with_a_model_saved_without_feature_names(tmp_path, capsys):
     """A model saved from Python (no column names, no scaler) predicts every column of
     the file, read as load_csv reads headers (names stripped, blank lines skipped)."""

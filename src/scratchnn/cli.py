@@ -677,13 +677,18 @@ def command_predict(args: argparse.Namespace) -> int:
         if proba.ndim != 2:
             raise CLIError(f"predict writes one prediction per row; this model's outputs have "
                            f"shape {output.shape[1:]} per row")
-        predictions = _decoded(model, model.loss.predicted_labels(output))
-        header = ["prediction"]
-        rows = [[p] for p in np.asarray(predictions).reshape(len(X)).tolist()]
-        labels = model.classes if model.classes is not None else meta.get("class_names") or range(proba.shape[1])
+        # (N,) labels, or (N, k) for binary cross-entropy on k outputs (k yes/no answers)
+        predictions = np.asarray(_decoded(model, model.loss.predicted_labels(output))).reshape(len(X), -1)
+        k = predictions.shape[1]
+        header = ["prediction"] if k == 1 else [f"prediction_{i}" for i in range(k)]
+        rows = predictions.tolist()
         if proba.shape[1] == 1:
             header.append("probability")
-        else:
+        elif k > 1:                                # one probability per yes/no output
+            header += [f"probability_{i}" for i in range(k)]
+        else:                                      # one probability per class
+            labels = (model.classes if model.classes is not None
+                      else meta.get("class_names") or range(proba.shape[1]))
             header += [f"p_{label}" for label in labels]
         rows = [row + [f"{p:.6f}" for p in probs] for row, probs in zip(rows, proba.tolist())]
     else:

@@ -723,6 +723,17 @@ def test_load_csv_unterminated_quote_names_the_line_it_opened_on(tmp_path, text,
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("data, line", [(b"\x00\x01binary", 1), (b"a,t\n1,x\n2,\x00y\n", 3)])
+def test_load_csv_refuses_a_file_that_is_not_text(tmp_path, data, line):
+    """NUL bytes are valid UTF-8 and csv reads them as data: a binary file gave
+    "the file has a header but no data rows"."""
+    path = tmp_path / "bin.csv"
+    path.write_bytes(data)
+    for load in (lambda: load_csv(path, "t"), lambda: load_csv_features(path, None)):
+        with pytest.raises(ValueError, match=rf"bin.csv, line {line}: not a text file \(it holds NUL bytes\)"):
+            load()
+
+
 def test_load_csv_quotes_that_are_well_formed_still_load(tmp_path):
     path = write_text(tmp_path / "q.csv",
                       'a,t\n1,ab"c\n2,"say ""hi"""\n3,"x"y\n4,"two\nlines"\n5,""\n')

@@ -125,7 +125,7 @@ def _read(path: PathLike, delimiter: str):
     last: list[str] = []        # those of the row read last
     with open_regular_file(str(path), "CSV file") as binary, \
             io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as file:
-        reader = csv.reader(_recording(file, record), delimiter=delimiter)
+        reader = csv.reader(_recording(file, record, path), delimiter=delimiter)
         try:
             for row in reader:
                 last = record.copy()
@@ -156,9 +156,13 @@ def _read(path: PathLike, delimiter: str):
     return path, header, rows, lines
 
 
-def _recording(file, record: list):
-    """The lines of ``file``, each also appended to ``record``."""
-    for line in file:
+def _recording(file, record: list, path: Path):
+    """The lines of ``file``, each also appended to ``record``; a NUL character (valid
+    UTF-8, which csv reads as data) means the file is not text."""
+    for number, line in enumerate(file, 1):
+        if "\x00" in line:
+            raise ValueError(f"{path}, line {number}: not a text file (it holds NUL bytes); "
+                             "expected CSV text")
         record.append(line)
         yield line
 

@@ -610,7 +610,7 @@ def _fit_case(argument: str, value) -> None:
         kwargs.setdefault("callbacks", [_Watchdog()])
     names = (argument, "y") if argument in ("loss", "metrics", "optimizer") else (argument,)
     with _quiet():
-        call(model.fit, _valid_data(6), np.arange(6) % 3, names=names, what=f"fit({argument}=...)")
+        call(model.fit, _valid_data(6), np.arange(6) % 3, names=names, what=f"fit({argument}=...)", **kwargs)
 
 
 @pytest.mark.parametrize("argument", FIT_ARGS)

@@ -79,3 +79,47 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     e = np.exp(_minus_max(x, np.max(x, axis=axis, keepdims=True)))
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
+
+
+# ------------------------------------------------------------------ exact means
+# The fast formulas of the losses and metrics overflow only near the ends of the
+# float range (a residual of 1e20 squared in float32, a float64 sum of 1e308 and
+# 1e308). They detect that from a non-finite result and fall back to these, which
+# compute the same mean in float64 from values scaled into [-1, 1]. Each returns
+# inf only where the true mean is beyond the float64 range.
+
+def half_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a - b) / 2`` in float64, computed as ``a/2 - b/2``: for finite a and b
+    that cannot overflow (``a - b`` can: ``1e308 - (-1e308)``), and halving is exact."""
+    half = np.multiply(a, 0.5, dtype=np.float64)
+    half -= np.multiply(b, 0.5, dtype=np.float64)
+    return half
+
+
+def scaled_mean(values: np.ndarray) -> float:
+    """The mean of finite float ``values``, as ``m * mean(values / m)`` with ``m`` the
+    largest magnitude: every term is in [-1, 1], so the sum cannot overflow, and
+    ``|mean| <= m`` keeps the product finite."""
+    values = np.asarray(values, dtype=np.float64)
+    m = float(np.max(np.abs(values)))
+    if m == 0.0:
+        return 0.0
+    return m * (float(np.add.reduce((values / m).ravel())) / values.size)
+
+
+def mean_squared_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean((a - b)^2)`` for finite a and b of one shape, without overflow: with
+    ``h = (a - b)/2`` and ``m = max|h|`` it is ``4 m^2 mean((h/m)^2)``. Only the last
+    product can overflow, and only when the true mean exceeds the float64 range."""
+    h = half_difference(a, b)
+    m = float(np.max(np.abs(h)))
+    if m == 0.0:
+        return 0.0
+    h /= m
+    return m * (m * (4.0 * float(np.vdot(h, h)) / h.size))     # Python floats: inf, no error
+
+
+def mean_absolute_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean(|a - b|)`` for finite a and b of one shape, without overflow: twice the
+    mean of ``|a/2 - b/2|``, which is at most the largest float."""
+    return 2.0 * scaled_mean(np.abs(half_difference(a, b)))

@@ -226,8 +226,9 @@ def _loss_case(kind, n, rng):
         p = rng.random((n, 5))
         return snn.CrossEntropy(), 2 * rng.standard_normal((n, 5)), p / p.sum(axis=1, keepdims=True)
     if kind == "ce-unnormalized":
-        # rows that do not sum to 1: the gradient is (p * sum_k t - t) / N
-        return snn.CrossEntropy(), 2 * rng.standard_normal((n, 5)), 2 * rng.random((n, 5))
+        # rows that do not sum to 1 (values in [0, 1), as probabilities must be): the
+        # gradient is (p * sum_k t - t) / N
+        return snn.CrossEntropy(), 2 * rng.standard_normal((n, 5)), rng.random((n, 5))
     raise AssertionError(kind)
 
 

@@ -69,8 +69,9 @@ def _case(kind, shape, rng):
         p = rng.random(shape)
         return snn.CrossEntropy(), 2 * rng.standard_normal(shape), p / p.sum(axis=-1, keepdims=True)
     if kind == "ce-unnormalized":
-        # rows that do not sum to 1: the gradient is (p * sum_k t - t) / P
-        return snn.CrossEntropy(), 2 * rng.standard_normal(shape), 2 * rng.random(shape)
+        # rows that do not sum to 1 (values in [0, 1), as probabilities must be): the
+        # gradient is (p * sum_k t - t) / P
+        return snn.CrossEntropy(), 2 * rng.standard_normal(shape), rng.random(shape)
     raise AssertionError(kind)
 
 
@@ -243,7 +244,8 @@ def test_cross_entropy_rejects_labels_of_the_wrong_length(argument):
 @pytest.mark.parametrize("bad, message", [
     (3, r"y must hold class labels in \[0, 3\) for a model with 3 outputs, got 3"),
     (-1, r"y must hold class labels in \[0, 3\) for a model with 3 outputs, got -1"),
-    (0.5, r"y must hold integer class labels in \[0, 3\), got non-integer values"),
+    (0.5, r"y must hold integer class labels in \[0, 3\) for a model with 3 outputs, got 0.5 "
+          r"\(first at sample 1\)"),
     (np.nan, r"y contains NaN or infinity"),
 ])
 def test_cross_entropy_rejects_bad_labels_per_time_step(bad, message):
@@ -256,7 +258,8 @@ def test_cross_entropy_rejects_bad_labels_per_time_step(bad, message):
 def test_cross_entropy_rejects_negative_probabilities_per_time_step():
     rows = np.full((2, 5, 3), 1 / 3)
     rows[0, 4] = [1.5, -0.5, 0.0]
-    with pytest.raises(ValueError, match="y probabilities must be >= 0"):
+    with pytest.raises(ValueError, match=r"y probabilities must be in \[0, 1\].*got 1.5 "
+                                         r"\(first at sample 0\)"):
         snn.CrossEntropy().prepare_target(rows, (5, 3), np.dtype(np.float64))
 
 

@@ -18,17 +18,28 @@ softmax + cross-entropy the gradient is ``(p - y) / n``.
 ``prepare_target`` is where targets are validated, once per ``fit`` or
 ``evaluate``; ``forward`` trusts what it returns (the output's full shape, or
 integer labels of the output shape without its last axis for CrossEntropy).
+
+Extreme values. For finite outputs and targets, in float32 or float64, forward
+and backward never warn and never return NaN. The loss (a Python float) is the
+true mean loss correctly computed in float64; it is ``inf`` only where that mean
+is beyond the float64 range. The gradient is finite wherever the true gradient
+fits the output's dtype, and ``inf`` where it does not (MSE with a residual of
+3e38 in float32, say). Each loss computes its usual formula first and only when
+that overflows (a non-finite result, one cheap test) takes a slower exact path in
+float64, on values scaled into [-1, 1] (``functional.mean_squared_difference``
+and its siblings).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Union
 
 import numpy as np
 
 from . import functional as F
-from ._validation import as_float_array, check_number
+from ._validation import as_class_labels, as_float_array, as_real_array, check_number
 
 
 class Loss:
@@ -99,11 +110,9 @@ def _outputs(shape: tuple[int, ...]) -> str:
 
 
 def _as_numeric(y, argument: str) -> np.ndarray:
-    if y is None:
-        raise ValueError(f"{argument} is required")
-    y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise TypeError(f"{argument} must be numeric, got an array of dtype {y.dtype}")
+    """``y`` as a non-empty array of bools, ints or floats (ragged lists, strings,
+    complex numbers and other objects refused, naming ``argument``)."""
+    y = as_real_array(y, argument)
     if y.size == 0:
         raise ValueError(f"{argument} is empty: expected at least one sample")
     return y
@@ -111,8 +120,24 @@ def _as_numeric(y, argument: str) -> np.ndarray:
 
 def _mean(values: np.ndarray) -> float:
     """The mean of all elements, accumulated in float64 (``np.add.reduce`` skips
-    the Python-level wrappers of ``np.mean``, which cost more than the sum here)."""
+    the Python-level wrappers of ``np.mean``, which cost more than the sum here).
+    Call it inside ``np.errstate(over="ignore")`` for float64 values: their sum
+    can overflow, which the caller sees as a non-finite mean."""
     return float(np.add.reduce(values.ravel(), dtype=np.float64)) / values.size
+
+
+#: Decorates a forward pass whose fast formula may overflow near the ends of the
+#: float range (``o - t`` of +-3e38 in float32, ``0 * -inf``): there NumPy's warning
+#: is silenced, and the non-finite loss it leaves sends the pass to its exact path.
+#: (As a decorator it costs half of a ``with np.errstate`` block per call.)
+_OVERFLOW_SHOWS_AS_INF = np.errstate(over="ignore", invalid="ignore")
+
+
+def _all_finite(*arrays: np.ndarray) -> bool:
+    """Whether every value is finite: the slow paths' test of whether a non-finite
+    fast result came from an overflow (recompute) or from NaN or inf in the input
+    (keep it: the model has diverged)."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 # ---------------------------------------------------------------------- regression
@@ -123,16 +148,36 @@ class MSE(Loss):
 
     ``size`` is the number of elements, ``N * ... * k``. Shapes: o, t ``(N, ..., k)``
     (``prepare_target`` also takes t ``(N, ...)`` when k = 1). PyTorch: ``nn.MSELoss()``.
+
+    Where ``o - t`` or the sum of squares overflows (|o - t| beyond 1.8e19 in
+    float32), the loss is ``functional.mean_squared_difference`` in float64 and the
+    gradient of an overflowed residual is ``c o - c t`` with ``c = 2 / size``.
     """
 
+    @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         diff = output - target
-        self._cache = diff
-        return float(np.vdot(diff, diff)) / diff.size
+        loss = float(np.vdot(diff, diff)) / diff.size
+        overflowed = not math.isfinite(loss)
+        self._cache = (diff, output, target, overflowed)
+        if overflowed and _all_finite(output, target):
+            loss = F.mean_squared_difference(output, target)
+        return loss
 
     def backward(self) -> np.ndarray:
-        diff = self._saved()
-        return diff * diff.dtype.type(2.0 / diff.size)
+        diff, output, target, overflowed = self._saved()
+        scale = diff.dtype.type(2.0 / diff.size)
+        if not overflowed:
+            return diff * scale
+        # Where o - t overflowed, o and t have opposite signs, so c o - c t adds two
+        # magnitudes without cancelling; it overflows (to the correctly rounded inf)
+        # only where the true gradient is beyond the float range.
+        with np.errstate(over="ignore"):
+            grad = diff * scale
+            broken = ~np.isfinite(diff)
+            output, target = np.broadcast_to(output, diff.shape), np.broadcast_to(target, diff.shape)
+            grad[broken] = output[broken] * scale - target[broken] * scale
+        return grad
 
 
 class MAE(Loss):
@@ -142,12 +187,19 @@ class MAE(Loss):
 
     Shapes: o, t ``(N, ..., k)`` (``prepare_target`` also takes t ``(N, ...)`` when
     k = 1). PyTorch: ``nn.L1Loss()``.
+
+    Where ``o - t`` or the sum overflows, the loss is
+    ``functional.mean_absolute_difference`` in float64; ``sign`` needs no care.
     """
 
+    @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         diff = output - target
+        loss = _mean(np.abs(diff))
         self._cache = diff
-        return _mean(np.abs(diff))
+        if not math.isfinite(loss) and _all_finite(output, target):
+            loss = F.mean_absolute_difference(output, target)
+        return loss
 
     def backward(self) -> np.ndarray:
         diff = self._saved()
@@ -164,6 +216,15 @@ class Huber(Loss):
     Shapes: o, t ``(N, ..., k)`` (``prepare_target`` also takes t ``(N, ...)`` when
     k = 1). PyTorch: ``nn.HuberLoss(delta=delta)``.
 
+    Both branches in one formula, with ``q = min(|r|, delta)``::
+
+        l(r) = q^2 / 2 + delta (|r| - q)
+
+    so the square is taken of ``q <= delta`` only, never of a large residual.
+    Where that still overflows (a delta or residual beyond 1.8e19 in float32), the
+    loss is recomputed in float64 from ``r / s`` with ``s`` the largest ``|r|``,
+    using ``l_delta(r) = s^2 l_(delta/s)(r/s)``.
+
     Args:
         delta: where the loss turns from quadratic to linear (default 1.0).
     """
@@ -171,17 +232,58 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0) -> None:
         self.delta = check_number("delta", delta, 0.0, low_open=True)
 
+    def _delta_for(self, dtype: np.dtype) -> float:
+        """``delta``, capped at the dtype's largest value: every finite |r| is below
+        it anyway, and the cap is exactly representable (1e300 is not in float32)."""
+        return min(self.delta, float(np.finfo(dtype).max))
+
+    @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        delta = self._delta_for(output.dtype)
         r = output - target
-        self._cache = r
-        a = np.abs(r)
-        small = a <= self.delta
-        per_element = np.where(small, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-        return _mean(per_element)
+        linear = np.abs(r)
+        q = np.minimum(linear, delta)
+        linear -= q                           # |r| - q
+        linear *= delta
+        q *= q
+        q *= 0.5                              # q^2 / 2
+        linear += q
+        loss = _mean(linear)
+        overflowed = not math.isfinite(loss)
+        self._cache = (r, output, target, overflowed)
+        if overflowed and _all_finite(output, target):
+            loss = self._exact_mean(output, target)
+        return loss
+
+    def _exact_mean(self, output: np.ndarray, target: np.ndarray) -> float:
+        """The mean loss in float64 without overflow. With ``h = r / 2``, ``m = max|h|``
+        and ``s = 2m``: ``u = |r| / s`` and ``d = delta / s`` (capped at 1, which
+        changes nothing as ``u <= 1``) give ``l = s^2 (min(u, d)^2 / 2 + d (u - min(u, d)))``."""
+        h = np.abs(F.half_difference(output, target))
+        m = float(np.max(h))
+        if m == 0.0:
+            return 0.0
+        u = h / m
+        d = min((self.delta / 2.0) / m, 1.0)
+        q = np.minimum(u, d)
+        per_element = 0.5 * q * q + d * (u - q)
+        return m * (m * (4.0 * float(np.add.reduce(per_element.ravel())) / per_element.size))
 
     def backward(self) -> np.ndarray:
-        r = self._saved()
-        return np.clip(r, -self.delta, self.delta) * r.dtype.type(1.0 / r.size)
+        r, output, target, overflowed = self._saved()
+        delta = self._delta_for(r.dtype)
+        scale = 1.0 / r.size
+        grad = np.clip(r, -delta, delta) * r.dtype.type(scale)
+        if overflowed and r.dtype.itemsize < 8:
+            # A float32 residual that overflowed is clipped to delta, unless delta is
+            # beyond float32 too: then the true r (exact in float64) is the gradient's
+            # numerator. (In float64 an overflowed |r| exceeds every delta.)
+            broken = ~np.isfinite(r)
+            o = np.broadcast_to(output, r.shape)[broken].astype(np.float64)
+            t = np.broadcast_to(target, r.shape)[broken].astype(np.float64)
+            with np.errstate(over="ignore"):  # beyond float32: the correctly rounded inf
+                grad[broken] = np.clip(o - t, -self.delta, self.delta) * scale
+        return grad
 
     def get_config(self) -> dict:
         return {"delta": self.delta}
@@ -209,8 +311,16 @@ class BinaryCrossEntropy(Loss):
         self._cache = (output, target, e)
         # softplus(z) - t z, written so that a confident right answer keeps its
         # small loss (softplus(20) - 20 rounds to 0 in float32; log1p(exp(-20)) does not).
+        # For t in [0, 1] each term is at most |z| + log 2: nothing overflows but the
+        # float64 sum of float64 terms near 1e308, which the scaled mean avoids.
         per_element = np.maximum(output, 0) - target * output + np.log1p(e)
-        return _mean(per_element)
+        if per_element.dtype.itemsize < 8:     # float32 terms: their float64 sum cannot overflow
+            return _mean(per_element)
+        with np.errstate(over="ignore"):
+            loss = _mean(per_element)
+        if not math.isfinite(loss) and _all_finite(per_element):
+            loss = F.scaled_mean(per_element)
+        return loss
 
     def backward(self) -> np.ndarray:
         output, target, e = self._saved()
@@ -260,8 +370,9 @@ class CrossEntropy(Loss):
 
     Targets are either integer class labels ``(N, ...)`` in ``[0, k)`` (the output
     shape without its last axis; ``t`` is then their one-hot encoding) or one-hot
-    rows or probabilities ``(N, ..., k)``. For 2-D outputs that is labels ``(N,)``
-    or rows ``(N, k)``, and P = N.
+    rows or probabilities ``(N, ..., k)``, each value in [0, 1] as PyTorch asks
+    (rows need not sum to 1). For 2-D outputs that is labels ``(N,)`` or rows
+    ``(N, k)``, and P = N.
 
     This is PyTorch's ``nn.CrossEntropyLoss()`` applied to the logits moved to
     ``(N, k, ...)``. An N-D output is reshaped to ``(P, k)`` rows (labels to
@@ -270,6 +381,7 @@ class CrossEntropy(Loss):
 
     classification = True
 
+    @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         output_shape = output.shape
         if output.ndim != 2:
@@ -286,7 +398,10 @@ class CrossEntropy(Loss):
         # The row maximum, picked at its argmax: for rows of a few logits this is
         # several times faster than a max-reduction along the row.
         row_max = output.ravel()[row_starts + output.argmax(axis=1)]
-        shifted = F._minus_max(output, row_max[:, None])
+        # A row holding values near both ends of the float range makes ``shifted``
+        # -inf (exp gives the right 0), and with it -log p: the loss is then inf, or
+        # NaN (0 * -inf) for probability targets, and is recomputed below.
+        shifted = output - row_max[:, None]
         exp = np.exp(shifted)
         sum_exp = np.add.reduce(exp, axis=1, keepdims=True)
         p = np.divide(exp, sum_exp, out=exp)
@@ -302,7 +417,25 @@ class CrossEntropy(Loss):
             log_p = shifted - log_sum
             loss = -float(np.add.reduce(target * log_p, axis=None, dtype=np.float64)) / n
         self._cache = (p, target, picked, output_shape)
+        if not math.isfinite(loss) and _all_finite(output):
+            loss = self._exact_mean(output, target)
         return loss
+
+    @staticmethod
+    def _exact_mean(output: np.ndarray, target: np.ndarray) -> float:
+        """The loss of ``(P, k)`` logits in float64 without overflow. Per element,
+        ``-log p = logsumexp(z) - z = log(sum exp(z - m)) + m - z`` with m the row
+        maximum; halved, ``m/2 - z/2`` cannot overflow, ``t * (-log p / 2)`` is finite
+        for t in [0, 1], and the mean of those halves is a scaled mean."""
+        x = output.astype(np.float64)
+        m = np.max(x, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):      # x - m below -max: -inf, and exp(-inf) = 0 is right
+            shifted = x - m
+        log_sum = np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
+        half = (m * 0.5 - x * 0.5) + log_sum * 0.5
+        if target.ndim == 1:
+            return 2.0 * F.scaled_mean(half[np.arange(len(x)), target])
+        return 2.0 * x.shape[1] * F.scaled_mean(target * half)
 
     def backward(self) -> np.ndarray:
         p, target, picked, output_shape = self._saved()
@@ -320,30 +453,26 @@ class CrossEntropy(Loss):
         """Check ``y`` against the model's per-sample ``output_shape`` ``(..., k)``
         (an int k means ``(k,)``). Returns int64 class labels ``(N, ...)`` in
         ``[0, k)``, or float rows of ``dtype`` ``(N, ..., k)`` (one-hot or
-        probabilities, all >= 0)."""
+        probabilities, each in [0, 1]).
+
+        Labels are checked as they are, before any cast: ``2.0`` is class 2, while
+        1e300, 2**63, -1, 0.5, NaN and bools are refused, naming the first one."""
         shape = _sample_shape(output_shape)
         k = shape[-1]
         y = _as_numeric(y, argument)
         if y.ndim == len(shape) and y.shape[1:] == shape[:-1]:
-            if y.dtype.kind == "f":
-                if not np.all(np.isfinite(y)):
-                    raise ValueError(f"{argument} contains NaN or infinity")
-                if np.any(y != np.round(y)):
-                    raise ValueError(f"{argument} must hold integer class labels in [0, {k}), "
-                                     "got non-integer values")
-            labels = y.astype(np.int64)
-            bad = (labels < 0) | (labels >= k)
-            if np.any(bad):
-                raise ValueError(f"{argument} must hold class labels in [0, {k}) for a model "
-                                 f"with {k} outputs, got {y[bad][0].item()!r}")
-            return labels
+            return as_class_labels(y, argument, k, context=f" for a model with {k} outputs")
         if y.shape[1:] != shape:
             raise ValueError(f"{argument} must be integer labels {_batched(shape[:-1])} or "
                              f"one-hot/probability rows {_batched(shape)} to match the model's "
                              f"{_outputs(shape)}, got shape {y.shape}")
         t = as_float_array(y, argument, dtype, min_ndim=1)
-        if np.any(t < 0):
-            raise ValueError(f"{argument} probabilities must be >= 0")
+        bad = (t < 0) | (t > 1)
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise ValueError(f"{argument} probabilities must be in [0, 1] (one-hot rows or "
+                             f"probabilities), got {str(t.flat[index])} (first at sample "
+                             f"{np.unravel_index(index, t.shape)[0]})")
         return t
 
     @staticmethod

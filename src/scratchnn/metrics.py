@@ -13,19 +13,44 @@ so this module does not import ``losses``.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from . import functional as F
+from ._validation import as_float_array
+
 
 def _same_shape(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    """Both as arrays, refusing shapes that differ: NumPy would broadcast
-    ``(N,)`` against ``(N, 1)`` into an ``(N, N)`` comparison without a word."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    """Both as non-empty arrays of one shape: NumPy would broadcast ``(N,)``
+    against ``(N, 1)`` into an ``(N, N)`` comparison without a word."""
+    arrays = []
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y is None:
+            raise ValueError(f"{name} is required, got None")
+        try:
+            arrays.append(np.asarray(y))
+        except (TypeError, ValueError):     # NumPy's "inhomogeneous shape" for a ragged list
+            raise ValueError(f"{name} must be a rectangular array (every sample of one "
+                             "shape)") from None
+    y_true, y_pred = arrays
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred must have the same shape, got {y_true.shape} "
                          f"and {y_pred.shape}")
+    if y_true.size == 0:
+        raise ValueError(f"y_true and y_pred are empty (shape {y_true.shape}): a metric needs "
+                         "at least one value")
     return y_true, y_pred
+
+
+def _regression_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """Both as finite float64 arrays of one shape, at least 1-D. NaN and infinity
+    are refused: the model reports them itself, and a metric of them means nothing."""
+    y_true, y_pred = _same_shape(y_true, y_pred)
+    shape = y_true.shape or (1,)
+    return (as_float_array(y_true.reshape(shape), "y_true", np.float64, min_ndim=1),
+            as_float_array(y_pred.reshape(shape), "y_pred", np.float64, min_ndim=1))
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -36,35 +61,64 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean squared error over all elements. Shapes: ``(N, ..., k)``, the same for both."""
-    y_true, y_pred = _same_shape(y_true, y_pred)
-    diff = np.asarray(y_pred, dtype=np.float64) - y_true
-    return float(np.mean(diff * diff))
+    """Mean squared error over all elements. Shapes: ``(N, ..., k)``, the same for both.
+    Computed in float64; ``inf`` only where the true value exceeds the float64 range
+    (errors near 1e154 are squared without overflow: ``functional.mean_squared_difference``)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    with np.errstate(over="ignore"):      # an overflow shows as a non-finite sum
+        diff = y_pred - y_true
+        value = float(np.vdot(diff, diff)) / diff.size
+    return value if math.isfinite(value) else F.mean_squared_difference(y_pred, y_true)
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean absolute error over all elements. Shapes: ``(N, ..., k)``, the same for both."""
-    y_true, y_pred = _same_shape(y_true, y_pred)
-    return float(np.mean(np.abs(np.asarray(y_pred, dtype=np.float64) - y_true)))
+    """Mean absolute error over all elements. Shapes: ``(N, ..., k)``, the same for both.
+    Computed in float64, finite for every finite input (a mean of values up to
+    2 * 1.8e308 can still be beyond the range: then ``inf``)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    with np.errstate(over="ignore"):      # an overflow shows as a non-finite sum
+        value = float(np.add.reduce(np.abs(y_pred - y_true), axis=None)) / y_true.size
+    return value if math.isfinite(value) else F.mean_absolute_difference(y_pred, y_true)
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Coefficient of determination ``1 - SS_res / SS_tot``, averaged over output
-    columns (scikit-learn's ``r2_score``; a constant column scores 1 if predicted
-    exactly, else 0).
+    columns: scikit-learn's ``r2_score`` with ``multioutput="uniform_average"``.
 
     Shapes: ``(N, ..., k)``, the same for both. Each sample is flattened to one row
     of ``... * k`` columns, so every (position, output) pair is a column of its own,
     with its mean taken over the N samples.
+
+    A column whose true values are all equal has ``SS_tot = 0`` and no finite
+    ratio; like scikit-learn (``force_finite=True``) it scores 1.0 if predicted
+    exactly and 0.0 otherwise. That includes every column of a single sample,
+    where scikit-learn returns NaN with a warning instead. "All equal" is tested
+    exactly, where scikit-learn tests ``SS_tot == 0`` after rounding (its
+    ``r2_score([0.1] * 3, [0.1, 0.1, 0.2])`` is -1.7e31; here it is 0.0).
+
+    The ratio is scale-invariant, and computed so: each column is divided by a
+    power of two near its largest value (exactly, changing no rounding), SS_res
+    with the scale of ``y_true`` and ``y_pred`` together and SS_tot with that of
+    ``y_true``, so no square overflows and the result is finite for every finite
+    input (down to ``-inf`` only where ``SS_res / SS_tot`` itself exceeds 1.8e308).
     """
-    y_true, y_pred = _same_shape(y_true, y_pred)
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
-    ss_res = np.sum((y_true - y_pred) ** 2, axis=0)
-    ss_tot = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
-    scores = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
-                      np.where(ss_res == 0, 1.0, 0.0))
-    return float(np.mean(scores))
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    t = y_true.reshape(len(y_true), -1)
+    p = y_pred.reshape(len(y_pred), -1)
+    _, e_tot = np.frexp(np.abs(t).max(axis=0))             # |t| < 2**e_tot, column by column
+    _, e_res = np.frexp(np.maximum(np.abs(t), np.abs(p)).max(axis=0))
+    scaled = np.ldexp(t, -e_tot)                           # in (-1, 1)
+    deviation = scaled - scaled.mean(axis=0)
+    ss_tot = np.einsum("ij,ij->j", deviation, deviation)
+    residual = np.ldexp(t, -e_res) - np.ldexp(p, -e_res)   # in (-2, 2)
+    ss_res = np.einsum("ij,ij->j", residual, residual)
+    constant = (t == t[0]).all(axis=0)
+    with np.errstate(over="ignore"):      # a ratio beyond the float range: inf, so r2 = -inf
+        ratio = np.ldexp(ss_res / np.where(constant, 1.0, ss_tot), 2 * (e_res - e_tot))
+    scores = np.where(constant, np.where(ss_res == 0, 1.0, 0.0), 1.0 - ratio)
+    if not np.isfinite(scores).all():
+        return -math.inf
+    return F.scaled_mean(scores)
 
 
 CLASSIFICATION_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {

@@ -144,11 +144,12 @@ def test_label_encoder_errors():
     with pytest.raises(ValueError, match="NaN"):
         encoder.fit([1.0, np.nan])
     encoder.fit(["a", "b", "c"])
-    with pytest.raises(ValueError, match=r"codes must be in 0..2, found 3"):
+    with pytest.raises(ValueError, match=r"^codes must hold class codes in \[0, 3\), got 3 "
+                                         r"\(first at sample 1\)$"):
         encoder.inverse_transform([0, 3])
-    with pytest.raises(ValueError, match=r"codes must be in 0..2, found -1"):
+    with pytest.raises(ValueError, match=r"codes must hold class codes in \[0, 3\), got -1"):
         encoder.inverse_transform([-1])
-    with pytest.raises(ValueError, match="integers"):
+    with pytest.raises(ValueError, match=r"codes must hold integer class codes in \[0, 3\), got 0.5"):
         encoder.inverse_transform([0.5])
     np.testing.assert_array_equal(encoder.inverse_transform(np.array([2.0, 0.0])), ["c", "a"])
 
@@ -177,9 +178,9 @@ def test_one_hot():
 
 
 @pytest.mark.parametrize("y, n_classes, message", [
-    ([0, 3], 3, r"0..2 \(n_classes=3\), found 3"),
-    ([-1, 0], None, "found -1"),
-    ([0.5], None, "integers"),
+    ([0, 3], 3, r"^y must hold class indices in \[0, 3\), got 3 \(first at sample 1\)$"),
+    ([-1, 0], None, r"got -1 \(first at sample 0\)"),
+    ([0.5], None, r"y must hold integer class indices .*got 0.5"),
     (["a"], None, "integer class indices"),
     ([[0, 1]], None, "1-D"),
     ([], None, "empty"),

@@ -6,14 +6,16 @@ data only, then apply the same transform to validation, test and new data.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from typing import Optional
 
 import numpy as np
 
-from ._validation import as_float_array, check_positive_int, check_same_length
-from ._validation import make_rng
+from ._validation import (as_class_labels, as_float_array, as_real_array, check_number,
+                          check_positive_int, check_same_length, describe, first_non_finite,
+                          is_finite_number, make_rng)
 
 _VARIANCE_CHUNK = 8192   # rows per block when summing squared deviations
 
@@ -29,6 +31,19 @@ class StandardScaler:
     and ``transform(X) = (X - mean_) / scale_``, ``inverse_transform(Z) = Z * scale_ + mean_``.
     Statistics are computed in float64; ``transform`` returns float32 for float32 input and
     float64 otherwise.
+
+    A constant column is one whose values are all exactly equal; its mean is that value and
+    its scale 1, so it transforms to exact zeros. (scikit-learn also keeps scale 1 there, and
+    treats a column whose variance is within rounding of 0 as constant too; here such a
+    column is scaled by its tiny true spread.)
+
+    Values anywhere in the float range are handled: each column is divided by a power of two
+    near its largest magnitude before summing (exact, so ordinary data gets the very same
+    statistics), and the two-pass variance of those scaled values cannot overflow, so
+    ``scale_`` is finite even for values near 1.8e308. ``transform`` and ``inverse_transform``
+    recompute from halves any entry whose direct formula overflows (``x - mean_`` of
+    -1e308 and 1e308), and refuse, naming the sample, an entry whose true result is beyond
+    the output's float range (new data 1e300 from a column of spread 1e-10).
     """
 
     def __init__(self) -> None:
@@ -39,17 +54,32 @@ class StandardScaler:
     def fit(self, X) -> "StandardScaler":
         """Learn ``mean_`` and ``scale_`` (each (n_features,) float64) from ``X`` (n, n_features)."""
         X = _as_features(X, "X")
-        mean = X.mean(axis=0, dtype=np.float64)
+        n = len(X)
+        # |X[:, j]| < 2**(exponent[j] - 1): dividing by 2**exponent (np.ldexp, exact) puts
+        # every value in (-1/2, 1/2), so no sum or square below can overflow.
+        peak = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
+        peak_scaled, exponent = np.frexp(peak)
+        exponent += 1
+        peak_scaled /= 2
+        totals = np.zeros(X.shape[1], dtype=np.float64)
+        for start in range(0, n, _VARIANCE_CHUNK):        # bounded memory for a large X
+            block = X[start:start + _VARIANCE_CHUNK].astype(np.float64)
+            totals += np.ldexp(block, -exponent, out=block).sum(axis=0)
+        # The true mean and std lie within [-peak, peak] and [0, peak]; the clips only
+        # undo a last-bit rounding that could otherwise overflow the ldexp back.
+        mean = np.clip(totals / n, -peak_scaled, peak_scaled)
         squares = np.zeros(X.shape[1], dtype=np.float64)
         # A constant column (every value equal) is centered exactly and left unscaled; its
         # computed std could be a rounding residue like 1e-17 that would blow up noise.
         constant = np.ones(X.shape[1], dtype=bool)
-        for start in range(0, len(X), _VARIANCE_CHUNK):   # bounded memory for a large X
+        for start in range(0, n, _VARIANCE_CHUNK):
             block = X[start:start + _VARIANCE_CHUNK]
-            deviation = block.astype(np.float64) - mean
+            deviation = np.ldexp(block.astype(np.float64), -exponent)
+            deviation -= mean
             squares += np.einsum("ij,ij->j", deviation, deviation)
             constant &= (block == X[0]).all(axis=0)
-        scale = np.sqrt(squares / len(X))
+        scale = np.ldexp(np.minimum(np.sqrt(squares / n), peak_scaled), exponent)
+        mean = np.ldexp(mean, exponent)
         mean[constant] = X[0, constant]
         scale[constant] = 1.0
         self.mean_, self.scale_, self.n_features_in_ = mean, scale, X.shape[1]
@@ -57,8 +87,7 @@ class StandardScaler:
 
     def transform(self, X) -> np.ndarray:
         """``(X - mean_) / scale_``, shape of ``X`` (n, n_features)."""
-        X = self._check(X)
-        return (X - self.mean_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+        return self._apply(self._check(X), inverse=False)
 
     def fit_transform(self, X) -> np.ndarray:
         """``fit(X)`` then ``transform(X)``."""
@@ -66,8 +95,44 @@ class StandardScaler:
 
     def inverse_transform(self, X) -> np.ndarray:
         """``X * scale_ + mean_``: back to the original units."""
-        X = self._check(X)
-        return X * self.scale_.astype(X.dtype) + self.mean_.astype(X.dtype)
+        return self._apply(self._check(X), inverse=True)
+
+    def _apply(self, X: np.ndarray, inverse: bool) -> np.ndarray:
+        """The transform (or its inverse) of a checked X, in X's dtype. Where the
+        direct formula overflows, the entry is recomputed in float64 from halves
+        (``(x/2 - mean/2) / scale * 2``, ``(x * scale/2 + mean/2) * 2``); an entry whose
+        true result is beyond X's float range is refused, naming its sample."""
+        dtype, mean, scale = X.dtype, self.mean_, self.scale_
+        info = np.finfo(dtype)
+        # Statistics learned from float64 data may not fit a float32 X (a mean of
+        # 1e300, a scale of 1e-50 that would become 0): then compute in float64.
+        fits = dtype == np.float64 or (np.abs(mean).max() <= info.max and scale.max() <= info.max
+                                       and scale.min() >= info.tiny)
+        work = X if fits else X.astype(np.float64)
+        m, s = mean.astype(work.dtype), scale.astype(work.dtype)
+        with np.errstate(over="ignore"):      # an overflow shows as a non-finite entry
+            out = work * s + m if inverse else (work - m) / s
+        if first_non_finite(out) is not None:
+            broken = ~np.isfinite(out)
+            column = np.nonzero(broken)[1]
+            x = work[broken].astype(np.float64)
+            half_mean, col_scale = mean[column] * 0.5, scale[column]
+            with np.errstate(over="ignore"):  # still beyond the range: refused below
+                redo = (x * (col_scale * 0.5) + half_mean) if inverse else \
+                    (x * 0.5 - half_mean) / col_scale
+                out[broken] = redo * 2.0
+        if out.dtype != dtype:
+            with np.errstate(over="ignore"):
+                out = out.astype(dtype)
+        index = first_non_finite(out)
+        if index is not None:
+            row, col = np.unravel_index(index, out.shape)
+            formula = "X * scale_ + mean_" if inverse else "(X - mean_) / scale_"
+            raise ValueError(f"X[{row}, {col}] = {X[row, col]} gives {formula} beyond the "
+                             f"{dtype.name} range (mean_ {mean[col]:.6g}, scale_ {scale[col]:.6g} "
+                             f"for that column); values must stay within about "
+                             f"{float(info.max):.3g}")
+        return out
 
     def _check(self, X) -> np.ndarray:
         if self.mean_ is None:
@@ -92,13 +157,13 @@ class StandardScaler:
                              f"type 'StandardScaler', got {_describe(state)}")
         arrays = {}
         for key in ("mean", "scale"):
+            if key not in state:
+                raise ValueError(f"state lacks the key {key!r}")
             try:
-                value = np.asarray(state[key], dtype=np.float64)
-            except KeyError:
-                raise ValueError(f"state lacks the key {key!r}") from None
-            except (TypeError, ValueError):
-                raise ValueError(f"state[{key!r}] must be a list of numbers") from None
-            if value.ndim != 1 or value.size == 0 or not np.isfinite(value).all():
+                value = as_float_array(state[key], f"state[{key!r}]", np.float64, min_ndim=1)
+            except TypeError as error:       # strings, None, nested lists: not numbers
+                raise ValueError(f"state[{key!r}] must be a list of numbers: {error}") from None
+            if value.ndim != 1:
                 raise ValueError(f"state[{key!r}] must be a non-empty list of finite numbers, "
                                  f"got shape {value.shape}")
             arrays[key] = value
@@ -128,10 +193,15 @@ def _as_features(X, argument: str) -> np.ndarray:
 
 
 class LabelEncoder:
-    """Map labels of any type (strings, ints, floats) to int64 codes ``0..n_classes-1``.
+    """Map labels of one kind (all strings, or all numbers) to int64 codes ``0..n_classes-1``.
 
     ``classes_`` is the sorted array of distinct labels seen by ``fit``; the code of a label is
     its index there, so ``inverse_transform(transform(y)) == y``.
+
+    Labels mixing strings and numbers (``[1, "a"]``, which NumPy would silently turn into
+    ``["1", "a"]``) are refused with a ``TypeError``, as scikit-learn's encoders do; so are
+    None, NaN and infinity (missing labels: drop or fill them first), complex numbers and
+    other objects such as lists or dicts. Bools count as numbers (``True == 1``).
     """
 
     def __init__(self) -> None:
@@ -142,11 +212,7 @@ class LabelEncoder:
         y = _as_labels(y, "y")
         if y.size == 0:
             raise ValueError("y is empty: expected at least one label")
-        try:
-            self.classes_ = np.unique(y)
-        except TypeError as error:   # an object array mixing types that do not compare
-            raise TypeError(f"y's labels must be mutually comparable (all strings or all "
-                            f"numbers): {error}") from None
+        self.classes_ = np.unique(y)   # one kind of label (see _as_labels): they compare
         return self
 
     def transform(self, y) -> np.ndarray:
@@ -154,20 +220,21 @@ class LabelEncoder:
         if self.classes_ is None:
             raise RuntimeError("this LabelEncoder is not fitted yet; call fit(y_train) first")
         y = _as_labels(y, "y")
-        codes = np.searchsorted(self.classes_, y)
-        np.minimum(codes, len(self.classes_) - 1, out=codes)
         if _kind(y) == _kind(self.classes_):
+            codes = np.searchsorted(self.classes_, y)
+            np.minimum(codes, len(self.classes_) - 1, out=codes)
             known = self.classes_[codes] == y
-        else:   # strings against numbers: nothing matches
-            known = np.zeros(y.shape, dtype=bool)
+        else:   # strings against numbers: nothing matches (and they do not compare)
+            codes, known = np.zeros(y.shape, dtype=np.int64), np.zeros(y.shape, dtype=bool)
         if not known.all():
             unknown = y[~known]
             hint = ""
             if _kind(y) != _kind(self.classes_):
                 hint = (f" (y holds {y.dtype} values but the encoder was fitted on "
                         f"{self.classes_.dtype} labels)")
-            raise ValueError(f"y contains label {unknown[:1].tolist()[0]!r} not seen in fit ({unknown.size} "
-                             f"unknown in all){hint}; known classes: {_preview(self.classes_)}")
+            raise ValueError(f"y contains label {describe(unknown[:1].tolist()[0])} not seen in fit "
+                             f"({unknown.size} unknown in all){hint}; known classes: "
+                             f"{_preview(self.classes_)}")
         return codes.astype(np.int64)
 
     def fit_transform(self, y) -> np.ndarray:
@@ -178,11 +245,7 @@ class LabelEncoder:
         """The labels (n_samples,) of int codes in ``0..n_classes-1``."""
         if self.classes_ is None:
             raise RuntimeError("this LabelEncoder is not fitted yet; call fit(y_train) first")
-        codes = _as_codes(codes, "codes")
-        bad = (codes < 0) | (codes >= len(self.classes_))
-        if bad.any():
-            raise ValueError(f"codes must be in 0..{len(self.classes_) - 1}, found "
-                             f"{int(codes[bad][0])}")
+        codes = _as_codes(codes, "codes", len(self.classes_), "class codes")
         return self.classes_[codes]
 
     def to_dict(self) -> dict:
@@ -211,41 +274,77 @@ class LabelEncoder:
 
 
 def _as_labels(y, argument: str) -> np.ndarray:
+    """``y`` as a 1-D array of labels of one kind: strings (a str array), or numbers
+    (a bool, int or float array; an object array for ints beyond int64, Fractions...)."""
     if y is None:
         raise ValueError(f"{argument} is required, got None")
-    y = np.asarray(y)
-    if y.dtype.kind == "O":   # e.g. from pandas: let numpy infer str or a number type
-        y = np.array(y.tolist())
-    if y.ndim != 1:
-        raise ValueError(f"{argument} must be a 1-D array of labels, got shape {y.shape}"
-                         + ("; use y.ravel()" if y.ndim == 2 and y.shape[1] == 1 else ""))
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
+    try:
+        array = np.asarray(y)
+    except (TypeError, ValueError):   # NumPy's "inhomogeneous shape" for a ragged list
+        raise ValueError(f"{argument} must be a 1-D array of labels, got a ragged nested "
+                         "sequence") from None
+    if array.dtype.kind == "O" or (array.dtype.kind in "US" and not isinstance(y, np.ndarray)):
+        # A list [1, "a"] arrives as the strings ["1", "a"]; look at what it held.
+        array = _one_kind(np.asarray(y, dtype=object) if array.dtype.kind != "O" else array,
+                          argument)
+    if array.ndim != 1:
+        raise ValueError(f"{argument} must be a 1-D array of labels, got shape {array.shape}"
+                         + ("; use y.ravel()" if array.ndim == 2 and array.shape[1] == 1 else ""))
+    if array.dtype.kind not in "biufUSO":
+        raise TypeError(f"{argument} must hold strings or numbers, got dtype {array.dtype}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"{argument} contains NaN or infinity; labels must be finite")
-    if y.dtype.kind not in "biufUSO":
-        raise TypeError(f"{argument} must hold strings or numbers, got dtype {y.dtype}")
-    return y
+    return array
 
 
-def _as_codes(codes, argument: str) -> np.ndarray:
-    """Integer class indices, 1-D; integral floats are accepted."""
-    codes = np.asarray(codes)
-    if codes.ndim != 1:
-        raise ValueError(f"{argument} must be a 1-D array of class indices, got shape {codes.shape}")
-    if codes.dtype.kind == "f":
-        if not (np.isfinite(codes).all() and (codes == np.round(codes)).all()):
-            raise ValueError(f"{argument} must hold integers, got non-integral floats")
-        codes = codes.astype(np.int64)
-    elif codes.dtype.kind not in "iu" and codes.size:
-        raise TypeError(f"{argument} must hold integer class indices, got dtype {codes.dtype}")
-    return codes.astype(np.int64, copy=False)
+def _one_kind(array: np.ndarray, argument: str) -> np.ndarray:
+    """An object array of labels as a str array or a number array, or an error naming
+    the first label that is neither, or the first pair of a string and a number."""
+    items = array.ravel().tolist()
+    first = {}
+    for item in items:
+        if isinstance(item, (str, np.str_)):
+            kind = "string"
+        elif isinstance(item, (bytes, np.bytes_)):
+            kind = "bytes"
+        elif isinstance(item, (bool, np.bool_, numbers.Real, decimal.Decimal)):
+            if not isinstance(item, (bool, np.bool_)) and not is_finite_number(item):
+                raise ValueError(f"{argument} contains NaN or infinity ({describe(item)}); "
+                                 "labels must be finite")
+            kind = "number"
+        else:
+            missing = " (a missing label)" if item is None or repr(item) == "<NA>" else ""
+            raise TypeError(f"{argument} must hold strings or numbers, got {describe(item)} of "
+                            f"type {type(item).__name__}{missing}")
+        first.setdefault(kind, item)
+    if len(first) > 1:
+        shown = " and ".join(f"{describe(v)} ({k})" for k, v in first.items())
+        raise TypeError(f"{argument} must hold labels of one kind, all strings or all numbers; "
+                        f"got {shown}")
+    if not items:
+        return array.astype(np.float64)
+    if "number" in first:
+        numbers_array = np.array(items)          # ints, floats, bools; object for 10**400
+        return numbers_array.reshape(array.shape)
+    return np.array(items).reshape(array.shape)   # str or bytes
+
+
+def _as_codes(codes, argument: str, n_classes: Optional[int], what: str) -> np.ndarray:
+    """Integer class indices, 1-D, in ``[0, n_classes)``; integral floats are accepted.
+    Checked before any cast (see ``as_class_labels``)."""
+    array = as_real_array(codes, argument, f"integer {what}")
+    if array.ndim != 1:
+        raise ValueError(f"{argument} must be a 1-D array of {what}, got shape {array.shape}")
+    return as_class_labels(array, argument, n_classes, what)
 
 
 def _kind(array: np.ndarray) -> str:
-    return "text" if array.dtype.kind in "US" else "object" if array.dtype.kind == "O" else "number"
+    """"text", "bytes" or "number" (an object array from ``_as_labels`` holds numbers)."""
+    return {"U": "text", "S": "bytes"}.get(array.dtype.kind, "number")
 
 
 def _preview(values: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(repr(v) for v in values[:limit].tolist())
+    shown = ", ".join(describe(v) for v in values[:limit].tolist())
     return f"[{shown}{', ...' if len(values) > limit else ''}] ({len(values)} classes)"
 
 
@@ -258,25 +357,35 @@ def one_hot(y, n_classes: Optional[int] = None, dtype=np.float32) -> np.ndarray:
     """One-hot rows: ``out[i, y[i]] = 1``, all else 0.
 
     Args:
-        y: (n_samples,) integer class indices ``0..n_classes-1``.
+        y: (n_samples,) integer class indices ``0..n_classes-1`` (integral floats such
+            as ``2.0`` are accepted; bools, fractions, NaN and negative or too large
+            indices are refused, naming the first one as it is in ``y``).
         n_classes: number of columns; ``None`` uses ``y.max() + 1``.
-        dtype: of the result (float32 by default).
+        dtype: of the result (float32 by default): a bool, integer or float dtype.
 
     Returns:
         (n_samples, n_classes) array of ``dtype``.
     """
-    y = _as_codes(y, "y")
+    try:
+        out_dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        out_dtype = None
+    if dtype is None or out_dtype is None or out_dtype.kind not in "biuf":
+        raise ValueError(f"dtype must be a bool, integer or float dtype, got {describe(dtype)}")
+    if n_classes is not None:
+        n_classes = check_positive_int(n_classes, "n_classes")
+    labels = _as_codes(y, "y", n_classes, "class indices")
     if n_classes is None:
-        if y.size == 0:
+        if labels.size == 0:
             raise ValueError("y is empty; pass n_classes to one-hot encode an empty array")
-        n_classes = int(y.max()) + 1
-    n_classes = check_positive_int(n_classes, "n_classes")
-    bad = (y < 0) | (y >= n_classes)
-    if bad.any():
-        raise ValueError(f"y must hold class indices in 0..{n_classes - 1} (n_classes={n_classes}), "
-                         f"found {int(y[bad][0])}")
-    out = np.zeros((len(y), n_classes), dtype=dtype)
-    out[np.arange(len(y)), y] = 1
+        n_classes = int(labels.max()) + 1
+    try:
+        out = np.zeros((len(labels), n_classes), dtype=out_dtype)
+    except (MemoryError, ValueError):           # ValueError: "array is too big"
+        raise ValueError(f"one_hot of {len(labels)} labels with n_classes={n_classes} needs "
+                         f"{len(labels) * n_classes * out_dtype.itemsize} bytes, more than this "
+                         "machine can allocate") from None
+    out[np.arange(len(labels)), labels] = 1
     return out
 
 
@@ -299,7 +408,7 @@ def train_test_split(X, y, *, test_size=0.2, stratify: bool = False, seed=None):
     Returns:
         ``X_train, X_test, y_train, y_test``, each part in shuffled order.
     """
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _as_samples(X, "X"), _as_samples(y, "y")
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError(f"X and y must be arrays of samples, got shapes {X.shape} and {y.shape}")
     check_same_length(X, y)
@@ -311,7 +420,7 @@ def train_test_split(X, y, *, test_size=0.2, stratify: bool = False, seed=None):
         raise TypeError(f"stratify must be True or False, got {stratify!r}")
     rng = make_rng(seed)
     if stratify:
-        test = _stratified_test_mask(_as_labels(y, "y"), n_test, rng)
+        test = _stratified_test_mask(_as_labels(y, "y"), n_test, rng)   # one kind of label
         train_index = rng.permutation(np.flatnonzero(~test))
         test_index = rng.permutation(np.flatnonzero(test))
     else:
@@ -320,19 +429,36 @@ def train_test_split(X, y, *, test_size=0.2, stratify: bool = False, seed=None):
     return X[train_index], X[test_index], y[train_index], y[test_index]
 
 
+def _as_samples(data, argument: str) -> np.ndarray:
+    """``data`` as an array of samples of any dtype (kept), or an error naming
+    ``argument`` for None and ragged nested lists. A list mixing strings and other
+    values stays an object array (NumPy would make ``[1, "a"]`` the strings ``["1", "a"]``)."""
+    if data is None:
+        raise ValueError(f"{argument} is required, got None")
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError):   # NumPy's "inhomogeneous shape" for a ragged list
+        raise ValueError(f"{argument} must be an array of samples of one shape, got a ragged "
+                         "nested sequence") from None
+    if array.dtype.kind in "US" and not isinstance(data, np.ndarray):
+        objects = np.asarray(data, dtype=object)
+        if objects.shape == array.shape and not all(
+                isinstance(item, (str, bytes)) for item in objects.ravel().tolist()):
+            return objects
+    return array
+
+
 def _test_count(test_size, n: int) -> int:
-    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
-        raise ValueError(f"test_size must be a fraction in (0, 1) or an int count, got {test_size!r}")
-    if isinstance(test_size, numbers.Integral):
+    if isinstance(test_size, numbers.Integral) and not isinstance(test_size, (bool, np.bool_)):
         if not 1 <= test_size <= n - 1:
-            raise ValueError(f"test_size={test_size} as a count must be in 1..{n - 1} "
+            raise ValueError(f"test_size={describe(test_size)} as a count must be in 1..{n - 1} "
                              f"(n_samples={n})")
         return int(test_size)
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size={test_size!r} as a fraction must be strictly between 0 and 1")
-    n_test = math.ceil(float(test_size) * n)
+    fraction = check_number("test_size", test_size, 0.0, 1.0, low_open=True, high_open=True)
+    n_test = math.ceil(fraction * n)
     if n_test > n - 1:
-        raise ValueError(f"test_size={test_size!r} of n_samples={n} leaves no training sample")
+        raise ValueError(f"test_size={describe(test_size)} of n_samples={n} leaves no training "
+                         "sample")
     return n_test
 
 

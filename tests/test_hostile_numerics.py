@@ -730,3 +730,33 @@ def test_exact_means_against_fractions():
     assert F.scaled_mean(np.zeros(3)) == 0.0
     np.testing.assert_array_equal(F.half_difference(np.array([F64_MAX]), np.array([-F64_MAX])),
                                   [F64_MAX])
+
+
+# ================================================================ small corners
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "bce", "cross_entropy"])
+def test_losses_refuse_an_empty_output_and_forget_the_last_batch(loss):
+    instance = get_loss(loss)
+    target = np.array([0, 1]) if loss == "cross_entropy" else np.zeros((2, 3))
+    instance(np.ones((2, 3)), target)
+    empty_target = np.zeros(0, dtype=int) if loss == "cross_entropy" else np.zeros((0, 3))
+    with pytest.raises(ValueError, match=r"output is empty \(shape \(0, 3\)\)"):   # not 0 / 0
+        instance(np.ones((0, 3)), empty_target)
+    with pytest.raises(RuntimeError, match="before forward"):   # not the gradient of (2, 3)
+        instance.backward()
+
+
+def test_float16_labels_are_compared_in_float64():
+    # float16 holds at most 65504: a bound of 2**63 compared in float16 would overflow
+    assert one_hot(np.array([1.0, 0.0], dtype=np.float16)).tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(ValueError, match="y is empty; pass n_classes"):
+        one_hot(np.array([], dtype=np.float16))
+    prepared = snn.CrossEntropy().prepare_target(np.array([2.0, 0.0], np.float16), 3, np.dtype(F32))
+    assert prepared.tolist() == [2, 0]
+
+
+def test_accuracy_of_labels_that_refuse_equality():
+    with pytest.raises(TypeError, match="^y_true and y_pred must hold labels that compare with ==: "
+                                        "InvalidOperation$"):
+        metrics.accuracy(np.array([Decimal("sNaN")], dtype=object), np.array([1], dtype=object))
+    assert metrics.accuracy(["a", "b"], ["a", "c"]) == 0.5
+    assert metrics.accuracy(["a", "b"], [1, 2]) == 0.0           # strings never equal numbers

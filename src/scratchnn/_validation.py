@@ -278,7 +278,9 @@ def as_class_labels(y, argument: str, n_classes: Optional[int], what: str = "cla
         # Compared as floats: NaN fails every test, +-inf and 1e300 fail the bound,
         # so only integral values in range reach the cast below. (float(bound) may
         # round up to 2**63; a float below it is at most 2**63 - 1024, castable.)
-        good = (labels >= 0) & (labels < float(bound)) & (np.floor(labels) == labels)
+        # At least float64: a float16 cannot hold a bound beyond 65504.
+        wide = labels if labels.dtype.itemsize >= 8 else labels.astype(np.float64)
+        good = (wide >= 0) & (wide < float(bound)) & (np.floor(wide) == wide)
     else:
         good = (labels >= 0) & (labels < bound)
     if not good.all():
@@ -294,3 +296,22 @@ def as_class_labels(y, argument: str, n_classes: Optional[int], what: str = "cla
         raise ValueError(f"{argument} must hold {what}{in_range}{context}, got {describe(value)} "
                          f"({where})")
     return labels.astype(np.int64, copy=False)
+
+
+def check_bool(value, argument: str) -> bool:
+    """``value`` if it is True or False (a NumPy bool too); else an error naming
+    ``argument`` (``bool(np.array([1, 2]))`` would raise NumPy's "ambiguous" error,
+    and ``bool("no")`` is True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{argument} must be True or False, got {describe(value)}")
+
+
+def check_name(value, argument: str = "name", allow_none: bool = True) -> Optional[str]:
+    """``value`` if it is a non-empty string (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{argument} must be a non-empty string{' or None' if allow_none else ''}, "
+                        f"got {describe(value)}")
+    return value

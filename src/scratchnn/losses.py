@@ -133,6 +133,14 @@ def _mean(values: np.ndarray) -> float:
 _OVERFLOW_SHOWS_AS_INF = np.errstate(over="ignore", invalid="ignore")
 
 
+def _refuse_empty(loss: Loss, output: np.ndarray):
+    """An empty output has no mean loss: refuse it (rather than divide by zero), and
+    drop the cache so that a backward() after this cannot use an older batch."""
+    loss._cache = None
+    raise ValueError(f"{type(loss).__name__}: output is empty (shape {output.shape}); a loss "
+                     "needs at least one value")
+
+
 def _all_finite(*arrays: np.ndarray) -> bool:
     """Whether every value is finite: the slow paths' test of whether a non-finite
     fast result came from an overflow (recompute) or from NaN or inf in the input
@@ -156,6 +164,8 @@ class MSE(Loss):
 
     @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        if not output.size:
+            _refuse_empty(self, output)
         diff = output - target
         loss = float(np.vdot(diff, diff)) / diff.size
         overflowed = not math.isfinite(loss)
@@ -194,6 +204,8 @@ class MAE(Loss):
 
     @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        if not output.size:
+            _refuse_empty(self, output)
         diff = output - target
         loss = _mean(np.abs(diff))
         self._cache = diff
@@ -239,6 +251,8 @@ class Huber(Loss):
 
     @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        if not output.size:
+            _refuse_empty(self, output)
         delta = self._delta_for(output.dtype)
         r = output - target
         linear = np.abs(r)
@@ -307,6 +321,8 @@ class BinaryCrossEntropy(Loss):
     classification = True
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        if not output.size:
+            _refuse_empty(self, output)
         e = F.exp_minus_abs(output)
         self._cache = (output, target, e)
         # softplus(z) - t z, written so that a confident right answer keeps its
@@ -383,6 +399,8 @@ class CrossEntropy(Loss):
 
     @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+        if not output.size:
+            _refuse_empty(self, output)
         output_shape = output.shape
         if output.ndim != 2:
             # (N, ..., k) -> (P, k) rows; labels (N, ...) -> (P,). A 2-D output

@@ -57,7 +57,12 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Fraction of labels predicted exactly, over every position:
     ``mean(y_pred == y_true)``. Shapes: ``(N, ...)``, the same for both."""
     y_true, y_pred = _same_shape(y_true, y_pred)
-    return float(np.count_nonzero(y_true == y_pred)) / y_true.size
+    try:
+        equal = y_true == y_pred
+    except (ArithmeticError, TypeError) as error:   # objects such as Decimal("sNaN") refuse ==
+        raise TypeError(f"y_true and y_pred must hold labels that compare with ==: "
+                        f"{type(error).__name__}") from None
+    return float(np.count_nonzero(equal)) / y_true.size
 
 
 def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -58,7 +58,7 @@ def test_learning_rate_is_another_name_for_lr(name):
     assert cls(learning_rate=0.25).get_config() == cls(lr=0.25).get_config()
     with pytest.raises(ValueError, match="pass lr or learning_rate"):
         cls(lr=0.5, learning_rate=0.25)
-    with pytest.raises(ValueError, match="lr must be a number in"):
+    with pytest.raises(ValueError, match="learning_rate must be a number in"):
         cls(learning_rate=-1.0)
 
 

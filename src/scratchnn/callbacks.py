@@ -16,13 +16,16 @@ Order of calls in ``fit``::
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import sys
 import time
 from typing import Any, Callable, Optional
 
-from ._validation import check_number
+import numpy as np
+
+from ._validation import check_bool, check_number, describe
 
 
 class Callback:
@@ -189,8 +192,11 @@ class _Monitor:
     """Tracks the best value of one logged figure."""
 
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be the name of a logged figure such as 'val_loss', "
+                            f"got {describe(monitor)}")
+        if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {describe(mode)}")
         min_delta = check_number("min_delta", min_delta, 0.0)
         if mode == "auto":
             mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
@@ -218,10 +224,11 @@ class _Monitor:
         return better
 
 
-def _check_patience(patience) -> int:
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-        raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-    return patience
+def _check_count(value, argument: str = "patience") -> int:
+    """An integer >= 0 (patience, cooldown)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{argument} must be an integer >= 0, got {describe(value)}")
+    return int(value)
 
 
 class EarlyStopping(Callback):
@@ -240,8 +247,8 @@ class EarlyStopping(Callback):
                  mode: str = "auto", restore_best_weights: bool = True) -> None:
         self._monitor = _Monitor(monitor, mode, min_delta)
         self.monitor = monitor
-        self.patience = _check_patience(patience)
-        self.restore_best_weights = restore_best_weights
+        self.patience = _check_count(patience)
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self._monitor.reset()
@@ -282,7 +289,7 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"path must be a file name, got {path!r}")
         self.path = str(path)
         self.monitor = monitor
-        self.save_best_only = save_best_only
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
         self._monitor = _Monitor(monitor, mode, min_delta)
         self.saved: list[str] = []
 
@@ -310,10 +317,9 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
-        lr = self.schedule(epoch)
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"schedule({epoch}) returned {lr!r}; a learning rate must be a finite number > 0")
-        self.model.optimizer.lr = float(lr)
+        # a learning rate is a finite number > 0 (and as a float: 10**400 is not one)
+        self.model.optimizer.lr = check_number(f"the learning rate schedule({epoch})",
+                                               self.schedule(epoch), 0.0, low_open=True)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if logs is not None:
@@ -330,7 +336,7 @@ class ReduceLROnPlateau(Callback):
         self.factor = check_number("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         self.min_lr = check_number("min_lr", min_lr, 0.0)
         self._monitor = _Monitor(monitor, mode, min_delta)
-        self.patience, self.cooldown = _check_patience(patience), _check_patience(cooldown)
+        self.patience, self.cooldown = _check_count(patience), _check_count(cooldown, "cooldown")
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self._monitor.reset()

@@ -81,7 +81,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import metrics as _metrics
-from ._validation import DTYPES
+from ._validation import DTYPES, check_bool
 from .layers import LAYERS
 from .losses import LOSSES, BinaryCrossEntropy
 from .optimizers import OPTIMIZERS
@@ -145,7 +145,7 @@ def save(model, path: PathLike, include_optimizer: bool = True,
     path = _save_target(path)
     if metadata is None:
         metadata = getattr(model, "metadata", None)
-    document, state = _describe(model, bool(include_optimizer), metadata)
+    document, state = _describe(model, check_bool(include_optimizer, "include_optimizer"), metadata)
     text = json.dumps(document, allow_nan=False, ensure_ascii=False)
     arrays = {"config": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
               "params": model.params}

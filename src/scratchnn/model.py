@@ -23,7 +23,8 @@ import numpy as np
 from . import _memory, io
 from . import metrics as _metrics
 from . import training
-from ._validation import as_float_array, check_dtype, check_positive_int, check_same_length
+from ._validation import (as_float_array, check_dtype, check_name, check_positive_int,
+                          check_same_length, describe)
 from .callbacks import Callback, History
 from .layers.base import Layer
 from .layers.activations import Sigmoid, Softmax
@@ -80,7 +81,7 @@ class Sequential:
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.name = name
+        self.name = check_name(name, "name", allow_none=False)
         self.layers: list[Layer] = []
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
@@ -98,6 +99,8 @@ class Sequential:
         if isinstance(layers, Layer):
             raise TypeError("layers must be a list of layers, got a single "
                             f"{type(layers).__name__}: write Sequential([{type(layers).__name__}(...)])")
+        if isinstance(layers, (str, bytes, dict)) or not isinstance(layers, Iterable):
+            raise TypeError(f"layers must be a list of scratchnn layers, got {describe(layers)}")
         for layer in layers:
             self.add(layer)
         if input_shape is not None:
@@ -147,14 +150,30 @@ class Sequential:
     def build(self, input_shape: Sequence[int]) -> "Sequential":
         """Build every layer for samples of ``input_shape`` (no batch axis), then
         allocate the flat vectors and initialize the parameters and buffers."""
+        return self._build(input_shape, "input_shape")
+
+    def _build(self, input_shape: Sequence[int], argument: str) -> "Sequential":
+        """``build``, naming ``argument`` (where the shape came from: ``"X"`` when the
+        first data builds the model) in errors."""
         if not self.layers:
             raise ValueError("the model has no layers")
-        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+        if isinstance(input_shape, (str, bytes, dict)) or not isinstance(input_shape, Iterable):
             raise TypeError(f"input_shape must be a tuple of positive integers such as (784,), "
-                            f"got {input_shape!r}")
+                            f"got {describe(input_shape)}")
         shape = tuple(check_positive_int(s, "input_shape") for s in input_shape)
         if not shape:
             raise ValueError("input_shape must have at least one axis, such as (784,), got ()")
+        try:
+            self._build_layers(shape)
+        except ValueError as error:
+            self.input_shape = self.output_shape = None
+            what = "X has samples of shape" if argument == "X" else f"{argument}"
+            raise ValueError(f"{what} {shape}: {error}") from None
+        n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
+        return self._allocate(n_params)
+
+    def _build_layers(self, shape: tuple) -> None:
+        """Name and build each layer in turn, from the shape of one input sample."""
         self.input_shape = shape
         counts: dict[str, int] = {}
         for layer in self.layers:
@@ -170,7 +189,8 @@ class Sequential:
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
         self.output_shape = shape
-        n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
+
+    def _allocate(self, n_params: int) -> "Sequential":
         n_buffers = sum(spec.size for layer in self.layers for spec in layer.buffer_specs)
         self._check_size(n_params, n_buffers)
         try:
@@ -354,6 +374,9 @@ class Sequential:
         if metrics is not None:
             if isinstance(metrics, str):
                 metrics = [metrics]
+            if not isinstance(metrics, (list, tuple)) or not all(isinstance(m, str) for m in metrics):
+                raise TypeError(f"metrics must be a list of metric names such as ['accuracy'], "
+                                f"got {describe(metrics)}")
             self.metrics = list(metrics)
         if self.loss is not None:
             _metrics.check_names(self.metrics, self.loss)
@@ -406,7 +429,7 @@ class Sequential:
                              f"{argument}.reshape(1, -1) (or {argument}[i:i + 1] instead of {argument}[i])")
         X = as_float_array(X, argument, self.dtype)
         if not self.built:
-            self.build(X.shape[1:])
+            self._build(X.shape[1:], argument)
         elif X.shape[1:] != self.input_shape:
             expected = self.input_shape[0] if len(self.input_shape) == 1 else self.input_shape
             got = X.shape[1] if X.ndim == 2 else X.shape[1:]
@@ -575,6 +598,8 @@ class Sequential:
     def summary(self, print_fn: Callable[[str], None] = print) -> None:
         """Print each layer's name, type, output shape and parameter count."""
         self._require_built("summary()")
+        if not callable(print_fn):
+            raise TypeError(f"print_fn must be a function that takes a string, got {describe(print_fn)}")
         rows = [("Layer (type)", "Output shape", "Params")]
         for layer in self.layers:
             n = sum(spec.size for spec in layer.param_specs)

@@ -19,7 +19,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _memory
-from ._validation import check_number
+from ._validation import check_bool, check_number, describe
 
 
 def _lr(lr, learning_rate, default: float):
@@ -27,9 +27,9 @@ def _lr(lr, learning_rate, default: float):
     if learning_rate is None:
         return lr
     if not (isinstance(lr, (int, float)) and lr == default):
-        raise ValueError(f"pass lr or learning_rate (the same setting), not both: got lr={lr!r}, "
-                         f"learning_rate={learning_rate!r}")
-    return learning_rate
+        raise ValueError(f"pass lr or learning_rate (the same setting), not both: got lr={describe(lr)}, "
+                         f"learning_rate={describe(learning_rate)}")
+    return check_number("learning_rate", learning_rate, 0.0, low_open=True)
 
 
 class Optimizer:
@@ -194,7 +194,7 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0, *, learning_rate: Optional[float] = None) -> None:
         super().__init__(_lr(lr, learning_rate, 0.01), weight_decay)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
 

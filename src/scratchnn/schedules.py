@@ -9,8 +9,9 @@ plotted without a model.
 from __future__ import annotations
 
 import math
+import numbers
 
-from ._validation import check_number, check_positive_int
+from ._validation import check_number, check_positive_int, describe
 
 
 class StepDecay:
@@ -23,7 +24,7 @@ class StepDecay:
         self.gamma = check_number("gamma", gamma, 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.initial_lr * self.gamma ** (epoch // self.step_size)
+        return _decayed(self, self.gamma, _epoch(epoch) // self.step_size)
 
 
 class ExponentialDecay:
@@ -34,7 +35,7 @@ class ExponentialDecay:
         self.gamma = check_number("gamma", gamma, 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.initial_lr * self.gamma ** epoch
+        return _decayed(self, self.gamma, _epoch(epoch))
 
 
 class CosineDecay:
@@ -49,5 +50,25 @@ class CosineDecay:
         self.min_lr = check_number("min_lr", min_lr, 0.0, self.initial_lr)
 
     def __call__(self, epoch: int) -> float:
-        progress = min(epoch, self.total_epochs) / self.total_epochs
-        return self.min_lr + (self.initial_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+        progress = min(_epoch(epoch), self.total_epochs) / self.total_epochs
+        # the factor (1 + cos) / 2 first: it is at most 1, so nothing overflows
+        return self.min_lr + (self.initial_lr - self.min_lr) * ((1 + math.cos(math.pi * progress)) / 2)
+
+
+def _epoch(epoch) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {describe(epoch)}")
+    return int(epoch)
+
+
+def _decayed(schedule, gamma: float, exponent: int) -> float:
+    """``initial_lr * gamma ** exponent``, or an error when a growing rate (gamma > 1)
+    leaves the floats."""
+    try:
+        lr = schedule.initial_lr * gamma ** exponent
+    except OverflowError:
+        lr = math.inf
+    if not math.isfinite(lr):
+        raise ValueError(f"{type(schedule).__name__}: the learning rate initial_lr * gamma ** {exponent} "
+                         f"= {schedule.initial_lr:g} * {gamma:g} ** {exponent} is larger than any float")
+    return lr

@@ -20,6 +20,7 @@ The loop takes the model as an argument and uses only its public API: ``compile`
 from __future__ import annotations
 
 import math
+import numbers
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _memory
-from ._validation import check_number, check_positive_int
+from ._validation import check_bool, check_number, check_positive_int, describe
 from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .losses import require_loss
 from .optimizers import Adam
@@ -83,8 +84,12 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
         model.optimizer = Adam()
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    shuffle = check_bool(shuffle, "shuffle")
+    if isinstance(verbose, (bool, np.bool_)) or not isinstance(verbose, numbers.Integral) \
+            or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {describe(verbose)}")
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of Callback instances, got {describe(callbacks)}")
     X, target = model.check_data(X, y)
     X, target, validation = split_validation(model, X, target, validation_data, validation_split)
     n = len(X)

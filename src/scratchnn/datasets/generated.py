@@ -100,5 +100,10 @@ def _check_samples(n_samples) -> int:
     return n_samples
 
 
+#: the largest noise accepted: far more than blurs any structure away, and small enough
+#: that noise * N(0, 1) cannot overflow
+MAX_NOISE = 1e6
+
+
 def _check_noise(noise) -> float:
-    return check_number("noise", noise, 0.0)
+    return check_number("noise", noise, 0.0, MAX_NOISE)

@@ -41,7 +41,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._validation import check_number, check_positive_int
+from .._validation import check_name, check_number, check_positive_int
 from ..initializers import Initializer, get_initializer
 
 
@@ -83,7 +83,7 @@ class Layer:
     and, when they have parameters or buffers or change the shape, ``build``."""
 
     def __init__(self, name: Optional[str] = None) -> None:
-        self.name = name
+        self.name = check_name(name)
         self.dtype: np.dtype = np.dtype(np.float32)
         self.rng: Optional[np.random.Generator] = None
         self.input_shape: Optional[tuple] = None

@@ -7,6 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..initializers import Initializer, get_initializer
+from .._validation import check_bool, check_positive_int
 from .activations import ACTIVATIONS
 from .base import Layer
 
@@ -41,14 +42,12 @@ class Dense(Layer):
                  bias_initializer: Union[str, Initializer] = "zeros",
                  name: Optional[str] = None) -> None:
         super().__init__(name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
         if activation is not None and not (isinstance(activation, str) and activation.lower() in ACTIVATIONS):
             raise ValueError(f"activation must be None or one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.activation = None if activation is None else activation.lower()
         self._activation = None if activation is None else ACTIVATIONS[self.activation]()
-        self.units = int(units)
-        self.use_bias = bool(use_bias)
+        self.units = check_positive_int(units, "units")
+        self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")

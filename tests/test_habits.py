@@ -324,3 +324,54 @@ def test_sizes_that_overflow_int64_are_refused_by_name():
     for shape in [(2**31 - 1,) * 3, (2097152, 2097152, 4194304)]:
         with pytest.raises(ValueError, match="must be a positive integer up to|needs about"):
             snn.Sequential([snn.Flatten(), snn.Dense(3)]).build(shape)
+
+
+# ------------------------------------------------- settings of the wrong type
+@pytest.mark.parametrize("make, argument", [
+    (lambda v: snn.Dense(2, use_bias=v), "use_bias"),
+    (lambda v: snn.SGD(momentum=0.9, nesterov=v), "nesterov"),
+    (lambda v: snn.EarlyStopping(restore_best_weights=v), "restore_best_weights"),
+    (lambda v: snn.ModelCheckpoint("m.npz", save_best_only=v), "save_best_only"),
+    (lambda v: snn.Sequential([snn.Dense(1)]).fit(np.ones((2, 2)), [0, 1], loss="mse", shuffle=v), "shuffle"),
+])
+@pytest.mark.parametrize("value", [np.array([1, 2]), "no", 1, None])
+def test_flags_must_be_true_or_false(make, argument, value):
+    """bool(np.array([1, 2])) raised NumPy's "ambiguous truth value"; bool("no") is True."""
+    with pytest.raises(TypeError, match=rf"{argument} must be True or False"):
+        make(value)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: snn.Sequential(5), "layers must be a list"),
+    (lambda: snn.Sequential([snn.Dense(2, name=[])]), "name must be a non-empty string"),
+    (lambda: snn.Sequential([snn.Dense(2)], name=3), "name must be a non-empty string"),
+    (lambda: snn.Sequential([snn.Dense(2)]).compile("mse", metrics=5), "metrics must be a list"),
+    (lambda: snn.Sequential([snn.Dense(2)], input_shape=(3,)).summary(print_fn=5), "print_fn must be"),
+    (lambda: snn.Sequential([snn.Dense(1)]).fit(np.ones((2, 2)), [0, 1], loss="mse", callbacks=None),
+     "callbacks must be a list"),
+    (lambda: snn.Sequential([snn.Dense(1)]).fit(np.ones((2, 2)), [0, 1], loss="mse", verbose=np.array([1])),
+     "verbose must be 0, 1 or 2"),
+    (lambda: snn.Dense(10**400), "units must be a positive integer"),
+    (lambda: snn.EarlyStopping(monitor=5), "monitor must be the name of a logged figure"),
+    (lambda: snn.ReduceLROnPlateau(cooldown=-1), "cooldown must be an integer >= 0"),
+    (lambda: snn.Sequential([snn.Dense(2)]).fit(np.zeros((2, 1, 2)), [0, 1], loss="cross_entropy"),
+     r"X has samples of shape \(1, 2\): Dense expects inputs of shape \(N, features\)"),
+])
+def test_settings_of_the_wrong_type_are_named(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+def test_schedules_never_overflow():
+    from scratchnn import schedules
+    with pytest.raises(ValueError, match=r"StepDecay: the learning rate .* is larger than any float"):
+        schedules.StepDecay(0.1, 1, gamma=2)(10000)
+    with pytest.raises(ValueError, match="ExponentialDecay"):
+        schedules.ExponentialDecay(0.1, 2)(10000)
+    assert schedules.CosineDecay(1.7976931348623157e308, 3)(0) == 1.7976931348623157e308
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0"):
+        schedules.CosineDecay(0.1, 3)(-1)
+    model = snn.Sequential([snn.Dense(1)])
+    with pytest.raises(ValueError, match=r"schedule\(0\) must be a number in \(0, inf\), got 1e\+400"):
+        model.fit(np.ones((2, 2)), [0, 1], loss="mse",
+                  callbacks=[snn.LearningRateScheduler(lambda epoch: 10**400)])

@@ -110,6 +110,36 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = _regression_pair(y_true, y_pred)
     t = y_true.reshape(len(y_true), -1)
     p = y_pred.reshape(len(y_pred), -1)
+    # The direct sums first; a column whose sums overflowed, or whose SS_tot is so
+    # small that its squares may have lost digits to underflow, is redone scaled.
+    # Centred on the first sample, a constant column has deviations of exactly 0.
+    with np.errstate(over="ignore", invalid="ignore"):
+        deviation = t - t[0]
+        deviation -= deviation.mean(axis=0)
+        ss_tot = np.einsum("ij,ij->j", deviation, deviation)
+        residual = t - p
+        ss_res = np.einsum("ij,ij->j", residual, residual)
+    constant = np.zeros(t.shape[1], dtype=bool)
+    maybe = ~(ss_tot > 0)           # 0 (constant, or squares underflowed) or NaN (overflow)
+    if maybe.any():
+        constant[maybe] = (t[:, maybe] == t[0, maybe]).all(axis=0)
+    direct = np.isfinite(ss_tot) & np.isfinite(ss_res) & (constant | (ss_tot >= 1e-250))
+    ratio = ss_res / np.where(direct & ~constant, ss_tot, 1.0)
+    if not direct.all():
+        redo = ~direct
+        ss_res[redo], ratio[redo] = _scaled_ratio(t[:, redo], p[:, redo])
+    scores = np.where(constant, np.where(ss_res == 0, 1.0, 0.0), 1.0 - ratio)
+    if not np.isfinite(scores).all():
+        return -math.inf
+    return F.scaled_mean(scores)
+
+
+def _scaled_ratio(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(SS_res, SS_res / SS_tot)`` per column, without overflow or underflow: with
+    ``2**e`` the column's bound (``np.frexp``; dividing by it is exact), SS_tot is
+    summed from ``t / 2**e_tot`` and SS_res from ``(t - p) / 2**e_res``, and the ratio
+    is their quotient times ``4**(e_res - e_tot)``. Only SS_res's zero-ness is used
+    from the first (constant columns); a ratio beyond the float range is inf."""
     _, e_tot = np.frexp(np.abs(t).max(axis=0))             # |t| < 2**e_tot, column by column
     _, e_res = np.frexp(np.maximum(np.abs(t), np.abs(p)).max(axis=0))
     scaled = np.ldexp(t, -e_tot)                           # in (-1, 1)
@@ -117,13 +147,9 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     ss_tot = np.einsum("ij,ij->j", deviation, deviation)
     residual = np.ldexp(t, -e_res) - np.ldexp(p, -e_res)   # in (-2, 2)
     ss_res = np.einsum("ij,ij->j", residual, residual)
-    constant = (t == t[0]).all(axis=0)
     with np.errstate(over="ignore"):      # a ratio beyond the float range: inf, so r2 = -inf
-        ratio = np.ldexp(ss_res / np.where(constant, 1.0, ss_tot), 2 * (e_res - e_tot))
-    scores = np.where(constant, np.where(ss_res == 0, 1.0, 0.0), 1.0 - ratio)
-    if not np.isfinite(scores).all():
-        return -math.inf
-    return F.scaled_mean(scores)
+        ratio = np.ldexp(ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 2 * (e_res - e_tot))
+    return ss_res, ratio
 
 
 CLASSIFICATION_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {

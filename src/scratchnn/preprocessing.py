@@ -18,6 +18,7 @@ from ._validation import (as_class_labels, as_float_array, as_real_array, check_
                           is_finite_number, make_rng)
 
 _VARIANCE_CHUNK = 8192   # rows per block when summing squared deviations
+_BELOW_HALF = float(np.nextafter(0.5, 0.0))
 
 
 class StandardScaler:
@@ -33,7 +34,8 @@ class StandardScaler:
     float64 otherwise.
 
     A constant column is one whose values are all exactly equal; its mean is that value and
-    its scale 1, so it transforms to exact zeros. (scikit-learn also keeps scale 1 there, and
+    its scale 1, so it transforms to exact zeros. (So is a column whose std is below the
+    smallest float, 5e-324, which leaves nothing to divide by.) (scikit-learn also keeps scale 1 there, and
     treats a column whose variance is within rounding of 0 as constant too; here such a
     column is scaled by its tiny true spread.)
 
@@ -54,34 +56,19 @@ class StandardScaler:
     def fit(self, X) -> "StandardScaler":
         """Learn ``mean_`` and ``scale_`` (each (n_features,) float64) from ``X`` (n, n_features)."""
         X = _as_features(X, "X")
-        n = len(X)
-        # |X[:, j]| < 2**(exponent[j] - 1): dividing by 2**exponent (np.ldexp, exact) puts
-        # every value in (-1/2, 1/2), so no sum or square below can overflow.
-        peak = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
-        peak_scaled, exponent = np.frexp(peak)
-        exponent += 1
-        peak_scaled /= 2
-        totals = np.zeros(X.shape[1], dtype=np.float64)
-        for start in range(0, n, _VARIANCE_CHUNK):        # bounded memory for a large X
-            block = X[start:start + _VARIANCE_CHUNK].astype(np.float64)
-            totals += np.ldexp(block, -exponent, out=block).sum(axis=0)
-        # The true mean and std lie within [-peak, peak] and [0, peak]; the clips only
-        # undo a last-bit rounding that could otherwise overflow the ldexp back.
-        mean = np.clip(totals / n, -peak_scaled, peak_scaled)
-        squares = np.zeros(X.shape[1], dtype=np.float64)
-        # A constant column (every value equal) is centered exactly and left unscaled; its
-        # computed std could be a rounding residue like 1e-17 that would blow up noise.
-        constant = np.ones(X.shape[1], dtype=bool)
-        for start in range(0, n, _VARIANCE_CHUNK):
-            block = X[start:start + _VARIANCE_CHUNK]
-            deviation = np.ldexp(block.astype(np.float64), -exponent)
-            deviation -= mean
-            squares += np.einsum("ij,ij->j", deviation, deviation)
-            constant &= (block == X[0]).all(axis=0)
-        scale = np.ldexp(np.minimum(np.sqrt(squares / n), peak_scaled), exponent)
-        mean = np.ldexp(mean, exponent)
+        if max(float(X.max()), -float(X.min())) <= 1e100:
+            # Ordinary magnitudes: no sum or square can overflow in float64. Only a
+            # column of tiny spread may have squared its deviations to 0; redo those.
+            mean, scale, constant = _moments(X, None)
+            tiny = ~constant & (scale < 1e-100)
+            if tiny.any():
+                mean[tiny], scale[tiny], _ = _moments(X[:, tiny], _exponents(X[:, tiny]))
+        else:
+            mean, scale, constant = _moments(X, _exponents(X))
         mean[constant] = X[0, constant]
-        scale[constant] = 1.0
+        # A spread below the smallest float (values 5e-324 apart) has no std to divide
+        # by: left unscaled like a constant column.
+        scale[constant | (scale == 0)] = 1.0
         self.mean_, self.scale_, self.n_features_in_ = mean, scale, X.shape[1]
         return self
 
@@ -180,6 +167,52 @@ class StandardScaler:
     def __repr__(self) -> str:
         fitted = f"n_features_in_={self.n_features_in_}" if self.mean_ is not None else "not fitted"
         return f"StandardScaler({fitted})"
+
+
+def _exponents(X: np.ndarray) -> np.ndarray:
+    """Per column, the power of two with ``|X[:, j]| < 2**(e[j] - 1)`` (``np.frexp``)."""
+    peak = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
+    return np.frexp(peak)[1] + 1
+
+
+def _moments(X: np.ndarray, exponent: Optional[np.ndarray]):
+    """``(mean, std, constant)`` of each column (two passes, block by block, in
+    float64). With ``exponent``, each column is first divided by ``2**exponent``
+    (exact: it only moves the binary point), which puts every value in (-1/2, 1/2)
+    so that no sum or square overflows and values near 1e-300 keep their digits;
+    the results are scaled back, exactly again."""
+    n, width = X.shape
+    if exponent is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+    else:
+        totals = np.zeros(width, dtype=np.float64)
+        for start in range(0, n, _VARIANCE_CHUNK):        # bounded memory for a large X
+            totals += _scaled(X[start:start + _VARIANCE_CHUNK], exponent).sum(axis=0)
+        # The true mean lies in (-1/2, 1/2) here; the clip only undoes a last-bit
+        # rounding up to 1/2, whose ldexp back could overflow (2**1024).
+        mean = np.clip(totals / n, -_BELOW_HALF, _BELOW_HALF)
+    squares = np.zeros(width, dtype=np.float64)
+    # A constant column (every value equal) is centered exactly and left unscaled by
+    # fit; its computed std could be a rounding residue like 1e-17 that would blow up noise.
+    constant = np.ones(width, dtype=bool)
+    for start in range(0, n, _VARIANCE_CHUNK):
+        block = X[start:start + _VARIANCE_CHUNK]
+        deviation = _scaled(block, exponent)
+        deviation -= mean
+        squares += np.einsum("ij,ij->j", deviation, deviation)
+        constant &= (block == X[0]).all(axis=0)
+    std = np.sqrt(squares / n)
+    if exponent is not None:     # a std is at most the largest |value|, below 1/2 here
+        std = np.ldexp(np.minimum(std, _BELOW_HALF), exponent)
+        mean = np.ldexp(mean, exponent)
+    return mean, std, constant
+
+
+def _scaled(block: np.ndarray, exponent: Optional[np.ndarray]) -> np.ndarray:
+    """``block / 2**exponent`` (per column) as a new float64 array; ``exponent=None``
+    leaves the values as they are."""
+    block = block.astype(np.float64)
+    return block if exponent is None else np.ldexp(block, -exponent, out=block)
 
 
 def _as_features(X, argument: str) -> np.ndarray:

@@ -285,16 +285,17 @@ def as_class_labels(y, argument: str, n_classes: Optional[int], what: str = "cla
         good = (labels >= 0) & (labels < bound)
     if not good.all():
         index = int(np.argmin(good.ravel()))          # the first False
-        value = labels.flat[index].item()             # a Python int or float, as in y
+        value = labels.flat[index]
+        # as in y: a Python int or float (a longdouble stays one, as .item() keeps it)
+        shown = describe(value.item())
         where = f"first at {_sample_of(index, labels.shape)}"
-        if isinstance(value, float) and not math.isfinite(value):
+        if labels.dtype.kind == "f" and not np.isfinite(value):
             raise ValueError(f"{argument} contains NaN or infinity ({where}); {what} must be "
                              f"integers{in_range}")
-        if isinstance(value, float) and value != math.floor(value):
+        if labels.dtype.kind == "f" and value != np.floor(value):
             raise ValueError(f"{argument} must hold integer {what}{in_range}{context}, got "
-                             f"{describe(value)} ({where})")
-        raise ValueError(f"{argument} must hold {what}{in_range}{context}, got {describe(value)} "
-                         f"({where})")
+                             f"{shown} ({where})")
+        raise ValueError(f"{argument} must hold {what}{in_range}{context}, got {shown} ({where})")
     return labels.astype(np.int64, copy=False)
 
 

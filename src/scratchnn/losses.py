@@ -20,14 +20,15 @@ softmax + cross-entropy the gradient is ``(p - y) / n``.
 integer labels of the output shape without its last axis for CrossEntropy).
 
 Extreme values. For finite outputs and targets, in float32 or float64, forward
-and backward never warn and never return NaN. The loss (a Python float) is the
-true mean loss correctly computed in float64; it is ``inf`` only where that mean
-is beyond the float64 range. The gradient is finite wherever the true gradient
-fits the output's dtype, and ``inf`` where it does not (MSE with a residual of
-3e38 in float32, say). Each loss computes its usual formula first and only when
-that overflows (a non-finite result, one cheap test) takes a slower exact path in
-float64, on values scaled into [-1, 1] (``functional.mean_squared_difference``
-and its siblings).
+and backward never warn and never return NaN. The loss (a Python float, summed
+in float64) is finite whenever the true mean loss is within the float64 range,
+even where it is beyond float32's for a float32 model (MSE of a residual of 6e38
+is 3.6e77); it is ``inf``, without a warning, only beyond float64's range. The
+gradient is finite wherever the true gradient fits the output's dtype, and
+``inf`` where it does not (MSE of that residual in a batch of one). Each loss
+computes its usual formula first and only when that overflows (a non-finite
+result: one cheap test) takes a slower exact path in float64, on values scaled
+into [-1, 1] (``functional.mean_squared_difference`` and its siblings).
 """
 
 from __future__ import annotations

@@ -34,15 +34,16 @@ class StandardScaler:
     float64 otherwise.
 
     A constant column is one whose values are all exactly equal; its mean is that value and
-    its scale 1, so it transforms to exact zeros. (So is a column whose std is below the
-    smallest float, 5e-324, which leaves nothing to divide by.) (scikit-learn also keeps scale 1 there, and
+    its scale 1, so it transforms to exact zeros. scikit-learn also keeps scale 1 there, and
     treats a column whose variance is within rounding of 0 as constant too; here such a
-    column is scaled by its tiny true spread.)
+    column is scaled by its tiny true spread (down to a std below the smallest float,
+    5e-324, which leaves nothing to divide by and is left unscaled).
 
-    Values anywhere in the float range are handled: each column is divided by a power of two
-    near its largest magnitude before summing (exact, so ordinary data gets the very same
-    statistics), and the two-pass variance of those scaled values cannot overflow, so
-    ``scale_`` is finite even for values near 1.8e308. ``transform`` and ``inverse_transform``
+    Values anywhere in the float range are handled. Data beyond 1e100, and columns whose
+    spread is below 1e-100, are divided column by column by a power of two near their
+    largest magnitude before summing (exact: it only moves the binary point), so the
+    two-pass variance cannot overflow nor lose its squares to underflow, and ``scale_`` is
+    finite and right even for values near 1.8e308. ``transform`` and ``inverse_transform``
     recompute from halves any entry whose direct formula overflows (``x - mean_`` of
     -1e308 and 1e308), and refuse, naming the sample, an entry whose true result is beyond
     the output's float range (new data 1e300 from a column of spread 1e-10).
@@ -115,7 +116,7 @@ class StandardScaler:
         if index is not None:
             row, col = np.unravel_index(index, out.shape)
             formula = "X * scale_ + mean_" if inverse else "(X - mean_) / scale_"
-            raise ValueError(f"X[{row}, {col}] = {X[row, col]} gives {formula} beyond the "
+            raise ValueError(f"X[{row}, {col}] = {str(X[row, col])} gives {formula} beyond the "
                              f"{dtype.name} range (mean_ {mean[col]:.6g}, scale_ {scale[col]:.6g} "
                              f"for that column); values must stay within about "
                              f"{float(info.max):.3g}")

@@ -778,3 +778,21 @@ def test_standard_scaler_columns_of_tiny_spread(column, mean, scale):
     assert scaler.scale_[1] == 0.5 and np.isfinite(Z).all()
     if scale != 1.0:
         np.testing.assert_allclose(Z[:, 0], np.sign(np.subtract(column, mean)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "bce", "cross_entropy"])
+def test_losses_of_read_only_fortran_and_strided_arrays_equal_the_plain_ones(loss):
+    rng = np.random.default_rng(5)
+    output = rng.normal(size=(6, 3)) * 3
+    target = (rng.integers(0, 3, 6) if loss == "cross_entropy" else
+              rng.random((6, 3)) if loss == "bce" else rng.normal(size=(6, 3)))
+    plain = get_loss(loss)
+    expected, expected_grad = plain(output, target), plain.backward()
+    frozen = output.copy()
+    frozen.flags.writeable = False
+    wide = np.repeat(output, 2, axis=1)[:, ::2]
+    for layout in (frozen, np.asfortranarray(output), wide):
+        instance = get_loss(loss)
+        assert instance(layout, target) == pytest.approx(expected, rel=1e-15)
+        np.testing.assert_allclose(instance.backward(), expected_grad, rtol=1e-15, atol=1e-17)
+    np.testing.assert_array_equal(frozen, output)                 # never written

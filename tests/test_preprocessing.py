@@ -300,3 +300,13 @@ def test_split_input_errors():
         train_test_split(np.zeros((10, 2)), np.zeros(10), stratify="yes")
     with pytest.raises(ValueError, match="1-D"):
         train_test_split(np.zeros((10, 2)), np.zeros((10, 3)), stratify=True)
+
+
+def test_one_hot_infers_at_most_65536_classes():
+    """One stray label id (4194304) made a 67 MB array from four labels."""
+    import scratchnn.preprocessing as P
+    with pytest.raises(ValueError, match=r"largest label is 4194304, so one_hot would infer "
+                                         r"4,194,305 classes; above 65,536 pass n_classes="):
+        P.one_hot([0, 1, 2, 4194304])
+    assert P.one_hot([65535]).shape == (1, 65536)
+    assert P.one_hot([0, 70000], n_classes=70001).shape == (2, 70001)

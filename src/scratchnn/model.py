@@ -77,7 +77,7 @@ class Sequential:
                  dtype: str = "float32", name: str = "sequential",
                  input_shape: Optional[Sequence[int]] = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+            raise ValueError(f"seed must be a non-negative integer or None, got {describe(seed)}")
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)

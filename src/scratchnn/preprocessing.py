@@ -387,6 +387,10 @@ def _describe(value) -> str:
         else type(value).__name__
 
 
+#: the most classes ``one_hot`` infers from the largest label
+MAX_INFERRED_CLASSES = 65536
+
+
 def one_hot(y, n_classes: Optional[int] = None, dtype=np.float32) -> np.ndarray:
     """One-hot rows: ``out[i, y[i]] = 1``, all else 0.
 
@@ -394,7 +398,8 @@ def one_hot(y, n_classes: Optional[int] = None, dtype=np.float32) -> np.ndarray:
         y: (n_samples,) integer class indices ``0..n_classes-1`` (integral floats such
             as ``2.0`` are accepted; bools, fractions, NaN and negative or too large
             indices are refused, naming the first one as it is in ``y``).
-        n_classes: number of columns; ``None`` uses ``y.max() + 1``.
+        n_classes: number of columns; ``None`` uses ``y.max() + 1`` (up to
+            ``MAX_INFERRED_CLASSES``, 65,536; give more explicitly).
         dtype: of the result (float32 by default): a bool, integer or float dtype.
 
     Returns:
@@ -413,6 +418,10 @@ def one_hot(y, n_classes: Optional[int] = None, dtype=np.float32) -> np.ndarray:
         if labels.size == 0:
             raise ValueError("y is empty; pass n_classes to one-hot encode an empty array")
         n_classes = int(labels.max()) + 1
+        if n_classes > MAX_INFERRED_CLASSES:     # one stray id would take all the memory
+            raise ValueError(f"y's largest label is {n_classes - 1}, so one_hot would infer "
+                             f"{n_classes:,} classes; above {MAX_INFERRED_CLASSES:,} pass "
+                             "n_classes= explicitly")
     try:
         out = np.zeros((len(labels), n_classes), dtype=out_dtype)
     except (MemoryError, ValueError):           # ValueError: "array is too big"

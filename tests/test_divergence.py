@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import scratchnn as snn
+from scratchnn import training
 from scratchnn.optimizers import OPTIMIZERS
 from test_core import centered_model
 
@@ -151,3 +152,65 @@ def test_adam_with_a_huge_learning_rate_in_float32_diverges_without_a_warning():
         with pytest.raises(snn.DivergenceError, match="step 1: the optimizer's update"):
             model.fit(X, y, loss="mse", optimizer=snn.Adam(lr=1e44), epochs=1)
     assert np.all(np.isfinite(model.params))
+
+
+# ------------------------------------------------- the bound that skips the guard
+def _optimizers():
+    return [snn.SGD(lr=0.1), snn.SGD(lr=0.1, momentum=0.9), snn.SGD(lr=0.1, momentum=0.9, nesterov=True),
+            snn.SGD(lr=0.05, momentum=0.5, weight_decay=0.1), snn.AdaGrad(lr=0.1, weight_decay=0.01),
+            snn.RMSProp(lr=0.01), snn.RMSProp(lr=0.01, momentum=0.9, weight_decay=0.1),
+            snn.Adam(lr=0.01), snn.Adam(lr=0.01, weight_decay=0.1, eps=1e-3),
+            snn.AdamW(lr=0.01, weight_decay=0.5), snn.AdamW(lr=3.0, weight_decay=1.0)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("index", range(len(_optimizers())))
+def test_update_bound_holds_over_many_steps(index, dtype):
+    """The bound every built-in optimizer gives before a step is >= max |p| after it,
+    step after step (its running state bounds included), for gradients of every scale,
+    and after load_state_dict (when it measures the state again)."""
+    optimizer = _optimizers()[index]
+    rng = np.random.default_rng(index)
+    p = rng.normal(size=500).astype(dtype)
+    for t in range(60):
+        scale = 10.0 ** rng.integers(-8, 6)
+        g = (rng.standard_cauchy(size=500) * scale).astype(dtype)
+        g[rng.random(500) < 0.3] = 0
+        if t == 30:        # a state from elsewhere: measured, not assumed
+            state = optimizer.state_dict()
+            for name in optimizer.state_names():
+                state[name] = state[name] * 1e3
+            optimizer.load_state_dict(state)
+        bound = optimizer.update_bound(float(np.abs(p).max()), float(np.linalg.norm(g.astype(np.float64))))
+        optimizer.step(p, g.copy())
+        assert np.abs(p).max() <= bound * (1 + 1e-6), (t, np.abs(p).max(), bound)
+
+
+def test_a_custom_optimizer_without_a_bound_is_guarded_on_every_step(monkeypatch):
+    class PlainSGD(snn.Optimizer):
+        def _update(self, p, g, state, tmp):
+            p -= np.multiply(g, self.lr, out=tmp[0])
+
+    copies = []
+    backup = training._backup
+    monkeypatch.setattr(training, "_backup", lambda model: copies.append(1) or backup(model))
+    X, y = regression()
+    mlp().fit(X, y, loss="mse", optimizer=PlainSGD(lr=0.01), epochs=2, batch_size=16)
+    assert len(copies) == 8
+    copies.clear()
+    mlp().fit(X, y, loss="mse", optimizer=snn.Adam(lr=0.01), epochs=2, batch_size=16)
+    assert copies == []                      # the built-in optimizers: no copy needed
+    model = mlp()
+    with pytest.raises(snn.DivergenceError):
+        model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=1e38), epochs=2, batch_size=16)
+    assert copies                            # a huge learning rate: guarded
+    assert np.all(np.isfinite(model.params))
+
+
+def test_writing_the_weights_forgets_the_bound():
+    X, y = regression()
+    model = mlp()
+    model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=0.01), epochs=1)
+    assert model.params_max is not None and model.params_max >= np.abs(model.params).max()
+    model.set_weights(model.get_weights())
+    assert model.params_max is None

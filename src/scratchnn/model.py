@@ -94,6 +94,8 @@ class Sequential:
         self.classes: Optional[np.ndarray] = None
         self.history: Optional[History] = None
         self.stop_training = False
+        #: a bound of max |params| kept by the training step (None: not known; see train_step)
+        self.params_max: Optional[float] = None
         # (qualified name, layer, attribute, view, vector) of every bound view
         self._views: list[tuple[str, Layer, str, np.ndarray, str]] = []
         if isinstance(layers, Layer):
@@ -203,6 +205,7 @@ class Sequential:
                               f"({_bytes(2 * n_params * self.dtype.itemsize)} with their gradients); "
                               "use smaller layers") from None
         self._bind()
+        self.params_max = None
         for layer in self.layers:
             for spec in layer.param_specs:
                 getattr(layer, spec.name)[...] = spec.initializer(self.rng, spec.shape, spec.fan_in,
@@ -303,6 +306,7 @@ class Sequential:
             values[name] = value
         for name, view in targets.items():
             view[...] = values[name]
+        self.params_max = None
 
     def astype(self, dtype: str) -> "Sequential":
         """A copy of this model with parameters, buffers and optimizer state cast to ``dtype``."""
@@ -325,6 +329,7 @@ class Sequential:
         """After ``pickle`` or ``copy.deepcopy``: the flat vectors arrive as arrays of
         their own and the layers without their views (``Layer.__getstate__``);
         put the vectors back in the memory ``build`` gives and bind the views again."""
+        self.params_max = None       # (older pickles lack it)
         self.__dict__.update(state)
         if self.built:
             for vector_name in ("params", "grads", "buffers"):

@@ -44,6 +44,16 @@ class Optimizer:
     stays in the CPU's L2 cache instead of streaming every vector from memory
     a dozen times; element-wise, the result is the same as one call on the whole vectors.
 
+    ``update_bound(params_max, grads_norm)`` gives, before a step, an upper bound on
+    every ``|p|`` after it: the training step uses it to skip its guard against an
+    update that overflows (a copy of the parameters and a check) on the steps where
+    no overflow is possible, which is nearly all of them. The built-in optimizers
+    bound the update with the simplest inequalities that hold for any state (a
+    denominator ``sqrt(s) + eps`` is at least ``eps``), keeping running bounds of the
+    largest state value (``_state_max``; measured once where unknown, as after
+    ``load_state_dict``). The base class returns inf: a subclass of your own is guarded
+    on every step unless it says more.
+
     A subclass whose ``_update`` writes ``tmp[0]`` only after its last read of ``g``
     (reading ``g[i]`` while writing ``tmp[0][i]`` in the same call is fine) sets
     ``GRADS_AS_SCRATCH = True``: ``step(..., overwrite_grads=True)`` then passes the
@@ -64,6 +74,10 @@ class Optimizer:
         self.state: dict[str, np.ndarray] = {}
         self._blocks: list = []
         self._blocks_of: tuple = ()
+        # bounds of max |state vector| after the last step, and those of the step that
+        # update_bound announced (committed by step)
+        self._state_max: dict[str, float] = {}
+        self._pending_max: Optional[dict[str, float]] = None
 
     def step(self, params: np.ndarray, grads: np.ndarray, *, overwrite_grads: bool = False) -> None:
         """Update ``params`` in place from ``grads`` (flat vectors of equal size).
@@ -84,6 +98,26 @@ class Optimizer:
             self._update(p, g, state, tmp)
         if self.iterations % self.FLUSH_EVERY == 0:
             self._flush_subnormals()
+        self._state_max, self._pending_max = self._pending_max or {}, None
+
+    def update_bound(self, params_max: float, grads_norm: float) -> float:
+        """An upper bound on ``max |p|`` after the next step, given ``params_max`` >=
+        ``max |p|`` now and the gradients' norm ``grads_norm`` (``||g||_2``, which bounds
+        every ``|g_i|``); inf when this optimizer cannot tell. Call it just before ``step``."""
+        return math.inf
+
+    def _state_bound(self, name: str) -> float:
+        """A bound of ``max |state[name]|``: tracked, or measured (one pass) when unknown."""
+        if name in self._state_max:
+            return self._state_max[name]
+        vector = self.state.get(name)
+        if vector is None or vector.size == 0:
+            return 0.0           # no step yet: the state starts at zero
+        return float(max(vector.max(), -vector.min()))
+
+    def _decayed_bound(self, params_max: float, grads_norm: float) -> float:
+        """A bound of every ``|g_i + weight_decay p_i|``."""
+        return grads_norm + self.weight_decay * params_max
 
     def _flush_subnormals(self) -> None:
         """Set state values smaller than the smallest normal float to exactly 0.
@@ -160,6 +194,7 @@ class Optimizer:
         """Restore what ``state_dict`` returned."""
         self.iterations = int(state["iterations"])
         self.state = {k: _memory.copy(np.asarray(v)) for k, v in state.items() if k != "iterations"}
+        self._state_max, self._pending_max = {}, None       # measured again when needed
 
     def __getstate__(self) -> dict:
         """What ``pickle`` and ``copy.deepcopy`` keep: not the cached blocks, which
@@ -217,6 +252,14 @@ class SGD(Optimizer):
         # p -= lr * d, without a temporary array
         p -= np.multiply(d, self.lr, out=tmp[1])
 
+    def update_bound(self, params_max: float, grads_norm: float) -> float:
+        g = self._decayed_bound(params_max, grads_norm)
+        if not self.momentum:
+            return params_max + self.lr * g
+        v = self.momentum * self._state_bound("velocity") + g
+        self._pending_max = {"velocity": v}
+        return params_max + self.lr * (g + self.momentum * v if self.nesterov else v)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -253,6 +296,10 @@ class AdaGrad(Optimizer):
         denominator += self.eps
         # p -= lr * g / denominator, in the scratch vector (g itself may be tmp[0])
         p -= np.divide(np.multiply(g, self.lr, out=tmp[0]), denominator, out=tmp[0])
+
+    def update_bound(self, params_max: float, grads_norm: float) -> float:
+        # |g| / (sqrt(s) + eps) <= |g| / eps
+        return params_max + self.lr * self._decayed_bound(params_max, grads_norm) / self.eps
 
     def get_config(self) -> dict:
         return {**super().get_config(), "eps": self.eps,
@@ -300,6 +347,13 @@ class RMSProp(Optimizer):
             b += scaled
             scaled = b
         p -= np.multiply(scaled, self.lr, out=work)
+
+    def update_bound(self, params_max: float, grads_norm: float) -> float:
+        scaled = self._decayed_bound(params_max, grads_norm) / self.eps   # |g| / (sqrt(s) + eps)
+        if self.momentum:
+            scaled = self.momentum * self._state_bound("momentum_buffer") + scaled
+            self._pending_max = {"momentum_buffer": scaled}
+        return params_max + self.lr * scaled
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rho": self.rho, "eps": self.eps,
@@ -380,6 +434,18 @@ class Adam(Optimizer):
         k = (correction1 / scale if scale else math.inf, self.eps * correction1 / self.lr)
         info = np.finfo(dtype)
         self._k = k if all(float(info.tiny) <= x <= float(info.max) for x in k) else None
+
+    def update_bound(self, params_max: float, grads_norm: float) -> float:
+        # |m_hat| / (sqrt(v_hat) + eps) <= |m| / (c1 eps), in the folded and unfolded forms
+        g = grads_norm if self.decoupled else self._decayed_bound(params_max, grads_norm)
+        m = self.beta1 * self._state_bound("m") + (1 - self.beta1) * g
+        self._pending_max = {"m": m}
+        correction1 = 1 - self.beta1 ** (self.iterations + 1)
+        scale = self.eps * correction1
+        change = self.lr * m / scale if scale else math.inf
+        if self.decoupled:
+            params_max *= abs(1 - self.lr * self.weight_decay)
+        return params_max + change
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

@@ -119,6 +119,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
         _call(callback_list, "on_train_begin", {})
         for epoch in range(epochs):
             _call(callback_list, "on_epoch_begin", epoch, {})
+            model.params_max = None      # measured again once an epoch (callbacks may write)
             order = model.rng.permutation(n) if shuffle and batch_size < n else None
             mean_loss, outputs, batch = _train_epoch(model, X, target, order, batch_size,
                                                      callback_list, interrupt, epoch)
@@ -224,7 +225,9 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     infinite (the parameters are then put back), with the buffers as they were
     before the step: the model keeps the weights and buffers of its last finite
     step. After an update that overflowed, the optimizer's state (its step count,
-    Adam's moments) includes the rejected step's gradient. ``fit`` runs it
+    Adam's moments) includes the rejected step's gradient. ``model.params_max`` is a
+    bound of ``max |model.params|`` that the step keeps up to date (None: unknown, to
+    be measured); whoever writes ``model.params`` otherwise sets it to None. ``fit`` runs it
     inside ``quiet_overflow()``, which the caller of a step of its own should enter too.
     """
     buffers_before = model.buffers.copy() if model.buffers.size else None
@@ -237,22 +240,39 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     model.backward(model.loss.backward())
     # One BLAS pass: the squared norm is NaN or inf when any gradient is
     # (or when the norm itself overflows, which is divergence too).
-    if not math.isfinite(float(np.dot(model.grads, model.grads))):
+    grads_sq = float(np.dot(model.grads, model.grads))
+    if not math.isfinite(grads_sq):
         _restore(model, buffers_before)
         raise DivergenceError(_diagnose_gradients(model))
     # Finite gradients times a large learning rate can still overflow the parameters
-    # in the update itself; then the parameters go back to a copy taken before it.
-    # (One copy and one pass: about 50 us per step of the Fashion-MNIST MLP, 2-3% of
-    # it. Backing up Adam's two moments too would triple that, so the optimizer's
-    # state keeps the rejected step: see the docstring.)
+    # in the update itself. The optimizer bounds max |p| after the update from a bound
+    # of max |p| now and the gradients' norm; where that bound is far inside the
+    # floats (nearly always) nothing can overflow and the step runs as it is. Otherwise
+    # the parameters are copied first and checked after, and put back if the update
+    # left any of them NaN or infinite. (The copy and the check on every step cost about
+    # 9% of a Fashion-MNIST MLP step; the bound, nothing measurable: see
+    # benchmarks/divergence_guard.py.)
+    optimizer = model.optimizer
+    params_max = model.params_max if model.params_max is not None else max_abs(model.params)
+    bound = optimizer.update_bound(params_max, math.sqrt(grads_sq))
+    if bound <= np.finfo(model.dtype).max / 4:         # 4: room for rounding
+        optimizer.step(model.params, model.grads, overwrite_grads=True)
+        model.params_max = bound
+        return loss, output
     params_before = _backup(model)
-    model.optimizer.step(model.params, model.grads, overwrite_grads=True)
+    optimizer.step(model.params, model.grads, overwrite_grads=True)
+    model.params_max = None                             # measured again next step
     if not all_finite(model.params):
         message = _diagnose_update(model)
         model.params[...] = params_before
         _restore(model, buffers_before)
         raise DivergenceError(message)
     return loss, output
+
+
+def max_abs(vector: np.ndarray) -> float:
+    """``max |v|`` of a flat vector, without a temporary array (0 for an empty one)."""
+    return float(max(vector.max(), -vector.min())) if vector.size else 0.0
 
 
 _BACKUPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -224,3 +224,16 @@ def test_before_measures_another_source_tree_in_the_same_rounds(tmp_path):
     assert results["scratchnn_before_source"]["sha256"] == results["scratchnn_source"]["sha256"]
     assert not any(Path(path).exists() for path in imported)       # both snapshots removed
     assert not any("outside the snapshot" in note for note in results["notes"])
+
+
+def test_divergence_guard_measures_three_variants():
+    """benchmarks/divergence_guard.py runs and prints each variant and both ratios."""
+    completed = subprocess.run([sys.executable, str(BENCH / "divergence_guard.py"), "--rounds", "3",
+                                "--steps", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("3 rounds of 2 steps; OPENBLAS_CORETYPE=")
+    for name in ("bounded", "copy always", "unguarded"):
+        assert any(line.startswith(name) and "ms/step" in line for line in lines[1:4]), lines
+    assert [line.split(" per round")[0] for line in lines[4:]] == ["bounded / unguarded",
+                                                                  "copy always / unguarded"]

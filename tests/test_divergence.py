@@ -214,3 +214,25 @@ def test_writing_the_weights_forgets_the_bound():
     assert model.params_max is not None and model.params_max >= np.abs(model.params).max()
     model.set_weights(model.get_weights())
     assert model.params_max is None
+
+
+def test_weights_written_between_fits_or_by_a_callback_are_measured_again():
+    """The bound of max |p| is not trusted across fits, nor across epochs when callbacks
+    run (they may write model.params directly): a huge weight written there is seen."""
+    X, y = regression()
+    model = mlp("float32")
+    model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=1e-3), epochs=1, batch_size=None)
+    model.params[0] = 3e38                        # written directly, not by set_weights
+    with pytest.raises(snn.DivergenceError):
+        model.fit(X, y, optimizer=snn.SGD(lr=1e-3), epochs=1, batch_size=None)
+    assert np.all(np.isfinite(model.params))
+
+    class WriteHugeWeight(snn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.params[0] = 3e38
+
+    model = mlp("float32")
+    with pytest.raises(snn.DivergenceError):
+        model.fit(X, y, loss="mse", optimizer=snn.SGD(lr=1e-3), epochs=3, batch_size=None,
+                  callbacks=[WriteHugeWeight()])
+    assert np.all(np.isfinite(model.params))

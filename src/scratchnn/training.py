@@ -113,13 +113,15 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     # How far training got, for the messages after Ctrl-C (and the CLI's and info's):
     # whole epochs whose figures are in the History, and batches of the epoch cut short.
     history.interrupted, history.completed_epochs, history.interrupted_batches = False, 0, 0
+    model.params_max = None          # measured on the first step (anyone may have written params)
 
     # -- the loop
     with _StopOnInterrupt() as interrupt, quiet_overflow():
         _call(callback_list, "on_train_begin", {})
         for epoch in range(epochs):
             _call(callback_list, "on_epoch_begin", epoch, {})
-            model.params_max = None      # measured again once an epoch (callbacks may write)
+            if callbacks:                # the user's callbacks may write the weights
+                model.params_max = None  # (measured again on the next step)
             order = model.rng.permutation(n) if shuffle and batch_size < n else None
             mean_loss, outputs, batch = _train_epoch(model, X, target, order, batch_size,
                                                      callback_list, interrupt, epoch)
@@ -255,7 +257,7 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     optimizer = model.optimizer
     params_max = model.params_max if model.params_max is not None else max_abs(model.params)
     bound = optimizer.update_bound(params_max, math.sqrt(grads_sq))
-    if bound <= np.finfo(model.dtype).max / 4:         # 4: room for rounding
+    if bound <= _SAFE_MAX[model.dtype.type]:
         optimizer.step(model.params, model.grads, overwrite_grads=True)
         model.params_max = bound
         return loss, output
@@ -268,6 +270,10 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
         _restore(model, buffers_before)
         raise DivergenceError(message)
     return loss, output
+
+
+#: the largest bound of max |p| that is far enough inside the floats (4: room for rounding)
+_SAFE_MAX = {t: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}
 
 
 def max_abs(vector: np.ndarray) -> float:

@@ -307,16 +307,21 @@ class LabelEncoder:
         return f"LabelEncoder({fitted})"
 
 
+def _asarray(data, argument: str, expected: str) -> np.ndarray:
+    """``np.asarray(data)``, or an error naming ``argument`` for None and for a ragged
+    nested list (NumPy's "inhomogeneous shape")."""
+    if data is None:
+        raise ValueError(f"{argument} is required, got None")
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be {expected}, got a ragged nested sequence") from None
+
+
 def _as_labels(y, argument: str) -> np.ndarray:
     """``y`` as a 1-D array of labels of one kind: strings (a str array), or numbers
     (a bool, int or float array; an object array for ints beyond int64, Fractions...)."""
-    if y is None:
-        raise ValueError(f"{argument} is required, got None")
-    try:
-        array = np.asarray(y)
-    except (TypeError, ValueError):   # NumPy's "inhomogeneous shape" for a ragged list
-        raise ValueError(f"{argument} must be a 1-D array of labels, got a ragged nested "
-                         "sequence") from None
+    array = _asarray(y, argument, "a 1-D array of labels")
     if array.dtype.kind == "O" or (array.dtype.kind in "US" and not isinstance(y, np.ndarray)):
         # A list [1, "a"] arrives as the strings ["1", "a"]; look at what it held.
         array = _one_kind(np.asarray(y, dtype=object) if array.dtype.kind != "O" else array,
@@ -476,13 +481,7 @@ def _as_samples(data, argument: str) -> np.ndarray:
     """``data`` as an array of samples of any dtype (kept), or an error naming
     ``argument`` for None and ragged nested lists. A list mixing strings and other
     values stays an object array (NumPy would make ``[1, "a"]`` the strings ``["1", "a"]``)."""
-    if data is None:
-        raise ValueError(f"{argument} is required, got None")
-    try:
-        array = np.asarray(data)
-    except (TypeError, ValueError):   # NumPy's "inhomogeneous shape" for a ragged list
-        raise ValueError(f"{argument} must be an array of samples of one shape, got a ragged "
-                         "nested sequence") from None
+    array = _asarray(data, argument, "an array of samples of one shape")
     if array.dtype.kind in "US" and not isinstance(data, np.ndarray):
         objects = np.asarray(data, dtype=object)
         if objects.shape == array.shape and not all(

@@ -375,3 +375,43 @@ def test_schedules_never_overflow():
     with pytest.raises(ValueError, match=r"schedule\(0\) must be a number in \(0, inf\), got 1e\+400"):
         model.fit(np.ones((2, 2)), [0, 1], loss="mse",
                   callbacks=[snn.LearningRateScheduler(lambda epoch: 10**400)])
+
+
+@pytest.mark.parametrize("initializer, message", [
+    (lambda rng, shape, fan_in, fan_out: np.full(shape, np.nan), "returned values that are not finite float32"),
+    (lambda rng, shape, fan_in, fan_out: np.full(shape, 1e300), "returned values that are not finite float32"),
+    (lambda rng, shape, fan_in, fan_out: np.zeros(1), r"returned shape \(1,\), expected \(4, 3\)"),
+    (lambda rng, shape, fan_in, fan_out: np.full(shape, "x"), "must be numeric"),
+    (lambda rng, shape, fan_in, fan_out: float("x"), "failed: ValueError: could not convert"),
+])
+def test_an_initializer_of_the_users_that_returns_the_wrong_thing_is_named(initializer, message):
+    """It left NaN weights (a silent wrong model) or raised from inside NumPy."""
+    with pytest.raises((ValueError, TypeError), match=rf"layer 'dense_0': the initializer of 'W' "
+                                                      rf"\(kernel_initializer\).*{message}"):
+        snn.Sequential([snn.Dense(3, kernel_initializer=initializer)], input_shape=(4,))
+
+
+def test_gradcheck_refuses_inputs_whose_gradients_overflow():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="not finite in float64"):
+            snn.gradcheck(snn.Dense(2, kernel_initializer="ones"), np.full((2, 3), 1e308))
+        errors = snn.gradcheck(snn.Dense(2), np.full((2, 3), 1e100))   # huge, but finite
+    assert errors["dense_0.W"] < 1e-6          # (eps = 1e-6 is lost next to 1e100 in X and b)
+
+
+def test_metadata_nested_too_deeply_is_refused(tmp_path):
+    deep = []
+    for _ in range(2000):
+        deep = [deep]
+    model = snn.Sequential([snn.Dense(1)], input_shape=(2,))
+    with pytest.raises(ValueError, match="nests lists or dicts more than 64 levels deep"):
+        model.save(tmp_path / "m.npz", metadata={"x": deep})
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_checkpoint_path_that_cannot_be_formatted_is_named(tmp_path):
+    X, codes = blobs()
+    with pytest.raises(ValueError, match="could not be formatted"):
+        snn.Sequential([snn.Dense(3)]).fit(X, codes, loss="cross_entropy",
+                                           callbacks=[snn.ModelCheckpoint(str(tmp_path / "{epoch.x}"))])

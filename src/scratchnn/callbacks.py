@@ -301,7 +301,7 @@ class ModelCheckpoint(Callback):
             return
         try:
             path = self.path.format(epoch=epoch + 1, **(logs or {}))
-        except (KeyError, IndexError, ValueError) as error:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
             raise ValueError(f"ModelCheckpoint path {self.path!r} could not be formatted: {error}") from None
         self.saved.append(self.model.save(path))
 

@@ -14,11 +14,13 @@ Example, for a layer of your own::
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Union
 
 import numpy as np
 
 from ._validation import check_number, check_same_length, make_rng
+from .training import all_finite, quiet_overflow
 from .layers.base import Layer
 from .losses import Loss, get_loss
 from .model import Sequential
@@ -59,9 +61,13 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``||a - n|| / (||a|| + ||n||)``, and 0 when both are zero."""
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return 0.0 if scale == 0 else float(np.linalg.norm(analytic - numeric) / scale)
+    """``||a - n|| / (||a|| + ||n||)``, and 0 when both are zero. Both are divided by
+    their largest magnitude first, so that huge finite gradients cannot overflow the norms."""
+    largest = max(float(np.max(np.abs(analytic), initial=0)), float(np.max(np.abs(numeric), initial=0)))
+    if largest == 0:
+        return 0.0
+    a, n = analytic / largest, numeric / largest
+    return float(np.linalg.norm(a - n) / (np.linalg.norm(a) + np.linalg.norm(n)))
 
 
 def gradcheck(model: Union[Sequential, Layer], X, y=None,
@@ -120,12 +126,19 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         model.buffers[...] = buffers
         return loss_fn.forward(model.forward(x, training), target)
 
-    evaluate()
-    grad_in = model.backward(loss_fn.backward())
-    analytic = {name: grad.copy() for name, grad in model.named_gradients()}
-
-    errors = {}
-    for name, view in model.named_parameters():
-        errors[name] = relative_error(analytic[name], numerical_gradient(evaluate, view, eps))
-    errors["input"] = relative_error(grad_in, numerical_gradient(evaluate, x, eps))
+    # Inputs so large that float64 overflows have no gradient to check: say so,
+    # instead of NumPy's warnings and NaN errors.
+    with quiet_overflow():
+        finite = math.isfinite(evaluate())
+        grad_in = model.backward(loss_fn.backward())
+        analytic = {name: grad.copy() for name, grad in model.named_gradients()}
+        errors = {}
+        if finite and all_finite(grad_in.ravel()) and all(all_finite(g.ravel()) for g in analytic.values()):
+            for name, view in model.named_parameters():
+                errors[name] = relative_error(analytic[name], numerical_gradient(evaluate, view, eps))
+            errors["input"] = relative_error(grad_in, numerical_gradient(evaluate, x, eps))
+    if not errors or not all(math.isfinite(e) for e in errors.values()):
+        raise ValueError("X gives a loss or gradients that are not finite in float64 (or that "
+                         "overflow at X +- eps): gradients can only be checked where they are "
+                         "finite; use smaller inputs")
     return errors

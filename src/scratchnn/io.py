@@ -284,9 +284,15 @@ def _registry_key(registry: dict, obj, what: str, registry_name: str) -> str:
                      + ("" if what != "optimizer" else " (or save with include_optimizer=False)"))
 
 
-def _jsonable(value, where: str):
+#: how deeply lists and dicts may nest in what a model file stores (metadata)
+MAX_NESTING = 64
+
+
+def _jsonable(value, where: str, depth: int = 0):
     """``value`` as JSON types: NumPy scalars and arrays become numbers and lists;
     anything else that JSON cannot hold is an error naming ``where``."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"{where} nests lists or dicts more than {MAX_NESTING} levels deep")
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biufU":
             raise TypeError(f"{where} holds an array of dtype {value.dtype}; only numbers, "
@@ -305,13 +311,13 @@ def _jsonable(value, where: str):
                              "(JSON has no NaN or infinity)")
         return value
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_jsonable(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         out = {}
         for key, v in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} has the key {key!r}; keys must be strings")
-            out[key] = _jsonable(v, f"{where}[{key!r}]")
+            out[key] = _jsonable(v, f"{where}[{key!r}]", depth + 1)
         return out
     raise TypeError(f"{where} holds a {type(value).__name__} ({value!r:.60}), which is not "
                     "JSON-serialisable")

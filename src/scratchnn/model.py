@@ -23,8 +23,8 @@ import numpy as np
 from . import _memory, io
 from . import metrics as _metrics
 from . import training
-from ._validation import (as_float_array, check_dtype, check_name, check_positive_int,
-                          check_same_length, describe)
+from ._validation import (as_float_array, as_real_array, check_dtype, check_name,
+                          check_positive_int, check_same_length, describe)
 from .callbacks import Callback, History
 from .layers.base import Layer
 from .layers.activations import Sigmoid, Softmax
@@ -172,7 +172,10 @@ class Sequential:
             what = "X has samples of shape" if argument == "X" else f"{argument}"
             raise ValueError(f"{what} {shape}: {error}") from None
         n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
-        return self._allocate(n_params)
+        try:
+            return self._allocate(n_params)
+        except ValueError as error:
+            raise ValueError(f"{argument} {shape}: {error}") from None
 
     def _build_layers(self, shape: tuple) -> None:
         """Name and build each layer in turn, from the shape of one input sample."""
@@ -208,8 +211,7 @@ class Sequential:
         self.params_max = None
         for layer in self.layers:
             for spec in layer.param_specs:
-                getattr(layer, spec.name)[...] = spec.initializer(self.rng, spec.shape, spec.fan_in,
-                                                                  spec.fan_out)
+                getattr(layer, spec.name)[...] = _initial_values(layer, spec, self.rng, self.dtype)
             for spec in layer.buffer_specs:
                 getattr(layer, spec.name)[...] = spec.fill
         return self
@@ -630,6 +632,28 @@ class Sequential:
     def save(self, path, include_optimizer: bool = True, metadata: Optional[dict] = None) -> str:
         """Write the model to one ``.npz`` file; see ``scratchnn.io.save``."""
         return io.save(self, path, include_optimizer, metadata)
+
+
+def _initial_values(layer: Layer, spec, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """What ``spec.initializer`` returns, if it is a finite array of the parameter's shape
+    in ``dtype`` (an initializer of the user's may return anything)."""
+    argument = getattr(layer, "initializer_arguments", {}).get(spec.name)
+    where = (f"layer {layer.name!r}: the initializer of {spec.name!r}"
+             + (f" ({argument})" if argument else ""))
+    try:
+        values = spec.initializer(rng, spec.shape, spec.fan_in, spec.fan_out)
+        array = as_real_array(values, where, "numbers")
+    except (TypeError, ValueError, ArithmeticError) as error:
+        if str(error).startswith(where):
+            raise
+        raise ValueError(f"{where} failed: {type(error).__name__}: {error}") from None
+    if array.shape != tuple(spec.shape):
+        raise ValueError(f"{where} returned shape {array.shape}, expected {tuple(spec.shape)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(f"{where} returned values that are not finite {dtype.name} numbers")
+    return cast
 
 
 def _wrong_array(layer: Layer, method: str, value, shape: tuple, dtype: np.dtype):

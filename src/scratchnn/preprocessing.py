@@ -241,11 +241,11 @@ class LabelEncoder:
     def __init__(self) -> None:
         self.classes_: Optional[np.ndarray] = None
 
-    def fit(self, y) -> "LabelEncoder":
+    def fit(self, y, _argument: str = "y") -> "LabelEncoder":
         """Learn ``classes_`` from the labels ``y`` (n_samples,)."""
-        y = _as_labels(y, "y")
+        y = _as_labels(y, _argument)
         if y.size == 0:
-            raise ValueError("y is empty: expected at least one label")
+            raise ValueError(f"{_argument} is empty: expected at least one label")
         self.classes_ = np.unique(y)   # one kind of label (see _as_labels): they compare
         return self
 
@@ -297,7 +297,7 @@ class LabelEncoder:
         classes = state.get("classes")
         if not isinstance(classes, list) or not classes:
             raise ValueError("state['classes'] must be a non-empty list of labels")
-        encoder = cls().fit(classes)
+        encoder = cls().fit(classes, "state['classes']")
         if len(encoder.classes_) != len(classes):
             raise ValueError("state['classes'] has repeated labels")
         return encoder

@@ -37,6 +37,9 @@ class Dense(Layer):
         bias_initializer: initializer of ``b`` (default ``"zeros"``).
     """
 
+    #: the constructor's argument that initializes each parameter (named in errors)
+    initializer_arguments = {"W": "kernel_initializer", "b": "bias_initializer"}
+
     def __init__(self, units: int, activation: Optional[str] = None, *, use_bias: bool = True,
                  kernel_initializer: Union[str, Initializer] = "glorot_uniform",
                  bias_initializer: Union[str, Initializer] = "zeros",

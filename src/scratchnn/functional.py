@@ -10,6 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def max_abs(x: np.ndarray) -> float:
+    """``max |x|``, without a temporary array (0 for an empty array)."""
+    return float(max(x.max(), -x.min())) if x.size else 0.0
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function ``1 / (1 + exp(-x))``, without overflow.
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from ._validation import check_number, check_same_length, make_rng
+from ._validation import check_bool, check_number, check_same_length, make_rng
 from .training import all_finite, quiet_overflow
 from .layers.base import Layer
 from .losses import Loss, get_loss
@@ -93,9 +93,8 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
         parameter array, and one for the gradient with respect to X.
     """
     eps = check_number("eps", eps, 0.0, 1.0, low_open=True)
-    make_rng(seed)                       # checks it
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False, got {training!r}")
+    rng = make_rng(seed)
+    training = check_bool(training, "training")
     if isinstance(model, Layer):
         model = Sequential([model], seed=seed, dtype="float64")
     elif not isinstance(model, Sequential):
@@ -107,7 +106,7 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
 
     loss_fn = get_loss(loss) or model.loss
     if loss_fn is None:
-        weights = np.random.default_rng(seed).standard_normal((len(x), *model.output_shape))
+        weights = rng.standard_normal((len(x), *model.output_shape))
         loss_fn, target = _ProjectionLoss(weights), None
     else:
         if y is None:

@@ -167,15 +167,11 @@ class Sequential:
             raise ValueError("input_shape must have at least one axis, such as (784,), got ()")
         try:
             self._build_layers(shape)
+            return self._allocate(sum(spec.size for layer in self.layers for spec in layer.param_specs))
         except ValueError as error:
             self.input_shape = self.output_shape = None
             what = "X has samples of shape" if argument == "X" else f"{argument}"
             raise ValueError(f"{what} {shape}: {error}") from None
-        n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
-        try:
-            return self._allocate(n_params)
-        except ValueError as error:
-            raise ValueError(f"{argument} {shape}: {error}") from None
 
     def _build_layers(self, shape: tuple) -> None:
         """Name and build each layer in turn, from the shape of one input sample."""
@@ -488,11 +484,11 @@ class Sequential:
         if self.classes is not None:
             classes = io.check_classes(self.classes, self, "model.classes")
             known = {c: i for i, c in enumerate(classes)}
-            unknown = [v for v in values.tolist() if _plain(v) not in known]
+            unknown = [v for v in values.tolist() if v not in known]    # tolist: plain values
             if unknown:
                 raise ValueError(f"{argument} has labels that are not in model.classes "
                                  f"{classes!r:.200}: {unknown[:5]!r}")
-            mapping = np.array([known[_plain(v)] for v in values.tolist()], dtype=np.int64)
+            mapping = np.array([known[v] for v in values.tolist()], dtype=np.int64)
             return mapping[codes].reshape(labels.shape), None
         expected = 2 if self.output_shape[-1] == 1 else self.output_shape[-1]
         if len(values) != expected:
@@ -692,11 +688,6 @@ def _unique_labels(labels: np.ndarray, argument: str) -> tuple[np.ndarray, np.nd
         raise TypeError(f"{argument} mixes label types that cannot be sorted ({', '.join(kinds)}); "
                         "use labels of one type") from None
     return values, codes.reshape(-1)
-
-
-def _plain(value):
-    """A label as a plain Python value, for lookups (np.str_("a") and "a" alike)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _bytes(n: int) -> str:

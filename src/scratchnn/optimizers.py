@@ -20,6 +20,10 @@ import numpy as np
 
 from . import _memory
 from ._validation import check_bool, check_number, describe
+from .functional import max_abs
+
+#: the smallest and largest normal numbers of each dtype a model computes in
+_NORMAL_RANGE = {t: (float(np.finfo(t).tiny), float(np.finfo(t).max)) for t in (np.float32, np.float64)}
 
 
 def _lr(lr, learning_rate, default: float):
@@ -111,9 +115,7 @@ class Optimizer:
         if name in self._state_max:
             return self._state_max[name]
         vector = self.state.get(name)
-        if vector is None or vector.size == 0:
-            return 0.0           # no step yet: the state starts at zero
-        return float(max(vector.max(), -vector.min()))
+        return 0.0 if vector is None else max_abs(vector)   # None: no step yet, zeros
 
     def _decayed_bound(self, params_max: float, grads_norm: float) -> float:
         """A bound of every ``|g_i + weight_decay p_i|``."""
@@ -432,8 +434,8 @@ class Adam(Optimizer):
         self._step_size = self.lr / correction1
         scale = self.lr * self._sqrt_correction2
         k = (correction1 / scale if scale else math.inf, self.eps * correction1 / self.lr)
-        info = np.finfo(dtype)
-        self._k = k if all(float(info.tiny) <= x <= float(info.max) for x in k) else None
+        tiny, largest = _NORMAL_RANGE[dtype.type]
+        self._k = k if all(tiny <= x <= largest for x in k) else None
 
     def update_bound(self, params_max: float, grads_norm: float) -> float:
         # |m_hat| / (sqrt(v_hat) + eps) <= |m| / (c1 eps), in the folded and unfolded forms

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _memory
 from ._validation import check_bool, check_number, check_positive_int, describe
+from .functional import max_abs
 from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .losses import require_loss
 from .optimizers import Adam
@@ -232,7 +233,7 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     be measured); whoever writes ``model.params`` otherwise sets it to None. ``fit`` runs it
     inside ``quiet_overflow()``, which the caller of a step of its own should enter too.
     """
-    buffers_before = model.buffers.copy() if model.buffers.size else None
+    buffers_before = _kept_copy(model, "buffers") if model.buffers.size else None
     output = model.forward(x, training=True)
     loss = model.loss.forward(output, target)
     if not math.isfinite(loss):
@@ -275,22 +276,24 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
 #: the largest bound of max |p| that is far enough inside the floats (4: room for rounding)
 _SAFE_MAX = {t: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}
 
-
-def max_abs(vector: np.ndarray) -> float:
-    """``max |v|`` of a flat vector, without a temporary array (0 for an empty one)."""
-    return float(max(vector.max(), -vector.min())) if vector.size else 0.0
+# The copies a step takes of a model's vectors, kept between steps so that a step allocates nothing.
+_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-_BACKUPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def _kept_copy(model, vector_name: str) -> np.ndarray:
+    """A copy of ``model.<vector_name>`` (``"params"``, ``"buffers"``), written into a
+    vector kept for the model between steps."""
+    vector, kept = getattr(model, vector_name), _KEPT.setdefault(model, {})
+    copy = kept.get(vector_name)
+    if copy is None or copy.shape != vector.shape or copy.dtype != vector.dtype:
+        copy = kept[vector_name] = _memory.zeros_like(vector)
+    np.copyto(copy, vector)
+    return copy
 
 
 def _backup(model) -> np.ndarray:
-    """A copy of ``model.params`` in a vector kept for the model between steps."""
-    backup = _BACKUPS.get(model)
-    if backup is None or backup.shape != model.params.shape or backup.dtype != model.params.dtype:
-        backup = _BACKUPS[model] = _memory.zeros_like(model.params)
-    np.copyto(backup, model.params)
-    return backup
+    """A copy of ``model.params`` taken before a guarded update."""
+    return _kept_copy(model, "params")
 
 
 def all_finite(vector: np.ndarray) -> bool:
@@ -308,15 +311,9 @@ def _restore(model, buffers: Optional[np.ndarray]) -> None:
 def _diagnose_update(model) -> str:
     """Which parameter the optimizer's update made NaN or infinite (before it is undone)."""
     step = model.optimizer.iterations
-    culprit = "the parameters"
-    for layer in model.layers:
-        for spec in layer.param_specs:
-            if not np.isfinite(getattr(layer, spec.name)).all():
-                culprit = f"parameter {spec.name!r} of layer {layer.name!r}"
-                break
-        else:
-            continue
-        break
+    culprit = next((f"parameter {spec.name!r} of layer {layer.name!r}"
+                    for layer in model.layers for spec in layer.param_specs
+                    if not np.isfinite(getattr(layer, spec.name)).all()), "the parameters")
     return (f"step {step}: the optimizer's update made {culprit} NaN or infinite "
             f"({type(model.optimizer).__name__} with lr={model.optimizer.lr:g}); the weights "
             "were put back as they were before that step; lower the learning rate")

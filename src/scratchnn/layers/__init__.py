@@ -1,8 +1,6 @@
 """Layers. ``LAYERS`` maps each class name to its class (used by model files);
 ``register_layer`` adds a layer of your own."""
 
-from typing import Optional
-
 from .activations import ACTIVATIONS, ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import BufferSpec, Layer, ParamSpec
 from .dense import Dense

@@ -40,7 +40,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import functional as F
-from ._validation import as_class_labels, as_float_array, as_real_array, check_number
+from ._validation import _sample_of, as_class_labels, as_float_array, as_real_array, check_number
 
 
 class Loss:
@@ -132,6 +132,9 @@ def _mean(values: np.ndarray) -> float:
 #: is silenced, and the non-finite loss it leaves sends the pass to its exact path.
 #: (As a decorator it costs half of a ``with np.errstate`` block per call.)
 _OVERFLOW_SHOWS_AS_INF = np.errstate(over="ignore", invalid="ignore")
+
+#: the largest finite value of each dtype a model computes in
+_LARGEST = {t: float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
 def _refuse_empty(loss: Loss, output: np.ndarray):
@@ -248,7 +251,7 @@ class Huber(Loss):
     def _delta_for(self, dtype: np.dtype) -> float:
         """``delta``, capped at the dtype's largest value: every finite |r| is below
         it anyway, and the cap is exactly representable (1e300 is not in float32)."""
-        return min(self.delta, float(np.finfo(dtype).max))
+        return min(self.delta, _LARGEST.get(dtype.type) or float(np.finfo(dtype).max))
 
     @_OVERFLOW_SHOWS_AS_INF
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
@@ -288,7 +291,8 @@ class Huber(Loss):
         r, output, target, overflowed = self._saved()
         delta = self._delta_for(r.dtype)
         scale = 1.0 / r.size
-        grad = np.clip(r, -delta, delta) * r.dtype.type(scale)
+        grad = np.clip(r, -delta, delta)
+        grad *= r.dtype.type(scale)
         if overflowed and r.dtype.itemsize < 8:
             # A float32 residual that overflowed is clipped to delta, unless delta is
             # beyond float32 too: then the true r (exact in float64) is the gradient's
@@ -448,8 +452,7 @@ class CrossEntropy(Loss):
         for t in [0, 1], and the mean of those halves is a scaled mean."""
         x = output.astype(np.float64)
         m = np.max(x, axis=1, keepdims=True)
-        with np.errstate(over="ignore"):      # x - m below -max: -inf, and exp(-inf) = 0 is right
-            shifted = x - m
+        shifted = F._minus_max(x, m)          # below -max: -inf, and exp(-inf) = 0 is right
         log_sum = np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
         half = (m * 0.5 - x * 0.5) + log_sum * 0.5
         if target.ndim == 1:
@@ -490,8 +493,8 @@ class CrossEntropy(Loss):
         if bad.any():
             index = int(np.argmax(bad))
             raise ValueError(f"{argument} probabilities must be in [0, 1] (one-hot rows or "
-                             f"probabilities), got {str(t.flat[index])} (first at sample "
-                             f"{np.unravel_index(index, t.shape)[0]})")
+                             f"probabilities), got {str(t.flat[index])} (first at "
+                             f"{_sample_of(index, t.shape)})")
         return t
 
     @staticmethod

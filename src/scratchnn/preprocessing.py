@@ -100,7 +100,8 @@ class StandardScaler:
         m, s = mean.astype(work.dtype), scale.astype(work.dtype)
         with np.errstate(over="ignore"):      # an overflow shows as a non-finite entry
             out = work * s + m if inverse else (work - m) / s
-        if first_non_finite(out) is not None:
+        index = first_non_finite(out)
+        if index is not None:
             broken = ~np.isfinite(out)
             column = np.nonzero(broken)[1]
             x = work[broken].astype(np.float64)
@@ -109,10 +110,12 @@ class StandardScaler:
                 redo = (x * (col_scale * 0.5) + half_mean) if inverse else \
                     (x * 0.5 - half_mean) / col_scale
                 out[broken] = redo * 2.0
-        if out.dtype != dtype:
+        cast = out.dtype != dtype
+        if cast:
             with np.errstate(over="ignore"):
                 out = out.astype(dtype)
-        index = first_non_finite(out)
+        if index is not None or cast:         # else the scan above still holds
+            index = first_non_finite(out)
         if index is not None:
             row, col = np.unravel_index(index, out.shape)
             formula = "X * scale_ + mean_" if inverse else "(X - mean_) / scale_"
@@ -362,10 +365,8 @@ def _one_kind(array: np.ndarray, argument: str) -> np.ndarray:
                         f"got {shown}")
     if not items:
         return array.astype(np.float64)
-    if "number" in first:
-        numbers_array = np.array(items)          # ints, floats, bools; object for 10**400
-        return numbers_array.reshape(array.shape)
-    return np.array(items).reshape(array.shape)   # str or bytes
+    # str or bytes; or ints, floats, bools (object for 10**400)
+    return np.array(items).reshape(array.shape)
 
 
 def _as_codes(codes, argument: str, n_classes: Optional[int], what: str) -> np.ndarray:

@@ -181,7 +181,7 @@ def _save_target(path) -> str:
     is done: a file name, in an existing writable directory, not a directory itself."""
     given = check_path(path)
     target = given if given.endswith(".npz") else given + ".npz"
-    if given.endswith((os.sep, "/")) or (os.altsep and given.endswith(os.altsep)):
+    if given.endswith((os.sep, "/")):                # ("/" is os.altsep on Windows)
         raise ValueError(f"path {given!r} ends with a path separator; expected a file path "
                          "such as 'models/model.npz', not a directory")
     if os.path.basename(target) == ".npz":
@@ -870,7 +870,6 @@ def _count_declared(layers: list, input_shape: list) -> tuple[int, int]:
     rng = np.random.default_rng(0)   # layers declare in build; they draw nothing
     for i, layer in enumerate(layers):
         where = f"layers[{i}] ({type(layer).__name__})"
-        layer.param_specs, layer.buffer_specs = [], []
         try:
             shape = tuple(layer.build(shape, rng))
         except (TypeError, ValueError, OverflowError) as error:
@@ -879,19 +878,18 @@ def _count_declared(layers: list, input_shape: list) -> tuple[int, int]:
                    for s in shape):
             raise _BadField(f"{where} gives outputs of shape {shape}; expected positive sizes")
         _check_elements(shape, f"{where} output shape")
-        for spec in (*layer.param_specs, *layer.buffer_specs):
-            _check_elements(spec.shape, f"{where} {spec.name}")
-        n_params += sum(math.prod(spec.shape) for spec in layer.param_specs)
-        n_buffers += sum(math.prod(spec.shape) for spec in layer.buffer_specs)
-        layer.param_specs, layer.buffer_specs = [], []
+        n_params += sum(_check_elements(spec.shape, f"{where} {spec.name}") for spec in layer.param_specs)
+        n_buffers += sum(_check_elements(spec.shape, f"{where} {spec.name}") for spec in layer.buffer_specs)
     return n_params, n_buffers
 
 
-def _check_elements(shape: tuple, where: str) -> None:
+def _check_elements(shape: tuple, where: str) -> int:
+    """The number of elements of ``shape``, if it is at most ``_MAX_ELEMENTS``."""
     count = math.prod(int(s) for s in shape)
     if count > _MAX_ELEMENTS:
         raise _BadField(f"{where} {tuple(shape)} declares {count} elements; at most "
                         f"{_MAX_ELEMENTS} are possible")
+    return count
 
 
 # ------------------------------------------------------------------------ arrays

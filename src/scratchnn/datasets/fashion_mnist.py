@@ -134,15 +134,10 @@ class _GzipStream:
         self._members = 0
 
     def read(self, size: int) -> bytes:
-        """Up to ``size`` bytes; fewer only at the end of the data."""
-        parts, wanted = [], size
-        while wanted > 0:
-            data = self._next(min(wanted, self._OUTPUT_CHUNK))
-            if not data:
-                break
-            parts.append(data)
-            wanted -= len(data)
-        return b"".join(parts)
+        """Up to ``size`` bytes; fewer only at the end of the data (callers read headers:
+        a few bytes)."""
+        buffer = bytearray(size)
+        return bytes(buffer[:self.readinto(memoryview(buffer))])
 
     def readinto(self, buffer: memoryview) -> int:
         """Fill ``buffer`` (bytes) as far as the data go; return the count written."""
@@ -334,7 +329,7 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     if len(images) != len(labels):
         raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                          f"{len(labels)} labels; the counts must agree")
-    if labels.size and labels.max() >= len(CLASS_NAMES):
+    if labels.max() >= len(CLASS_NAMES):         # (a split holds at least one sample)
         raise ValueError(f"{labels_path}: labels must be 0..{len(CLASS_NAMES) - 1}, found "
                          f"{int(labels.max())}")
     return images, labels.astype(np.int64)

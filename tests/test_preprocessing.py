@@ -308,5 +308,7 @@ def test_one_hot_infers_at_most_65536_classes():
     with pytest.raises(ValueError, match=r"largest label is 4194304, so one_hot would infer "
                                          r"4,194,305 classes; above 65,536 pass n_classes="):
         P.one_hot([0, 1, 2, 4194304])
-    assert P.one_hot([65535]).shape == (1, 65536)
-    assert P.one_hot([0, 70000], n_classes=70001).shape == (2, 70001)
+    wide = P.one_hot([65535])
+    assert wide.shape == (1, 65536) and np.flatnonzero(wide[0]).tolist() == [65535]
+    explicit = P.one_hot([0, 70000], n_classes=70001)
+    assert explicit.shape == (2, 70001) and [np.flatnonzero(row).tolist() for row in explicit] == [[0], [70000]]

@@ -119,6 +119,13 @@ def check_positive_int(value, argument: str, allow_none: bool = False):
     return int(value)
 
 
+def check_non_negative_int(value, argument: str) -> int:
+    """An integer >= 0 (a count such as patience, or an epoch number)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{argument} must be an integer >= 0, got {describe(value)}")
+    return int(value)
+
+
 def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} samples but {x_name} has {len(X)}; "

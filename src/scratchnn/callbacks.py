@@ -16,16 +16,13 @@ Order of calls in ``fit``::
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import shutil
 import sys
 import time
 from typing import Any, Callable, Optional
 
-import numpy as np
-
-from ._validation import check_bool, check_number, describe
+from ._validation import check_bool, check_non_negative_int, check_number, describe
 
 
 class Callback:
@@ -224,13 +221,6 @@ class _Monitor:
         return better
 
 
-def _check_count(value, argument: str = "patience") -> int:
-    """An integer >= 0 (patience, cooldown)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{argument} must be an integer >= 0, got {describe(value)}")
-    return int(value)
-
-
 class EarlyStopping(Callback):
     """Stop when the monitored figure has not improved for ``patience`` epochs.
 
@@ -247,7 +237,7 @@ class EarlyStopping(Callback):
                  mode: str = "auto", restore_best_weights: bool = True) -> None:
         self._monitor = _Monitor(monitor, mode, min_delta)
         self.monitor = monitor
-        self.patience = _check_count(patience)
+        self.patience = check_non_negative_int(patience, "patience")
         self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
@@ -336,7 +326,7 @@ class ReduceLROnPlateau(Callback):
         self.factor = check_number("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         self.min_lr = check_number("min_lr", min_lr, 0.0)
         self._monitor = _Monitor(monitor, mode, min_delta)
-        self.patience, self.cooldown = _check_count(patience), _check_count(cooldown, "cooldown")
+        self.patience, self.cooldown = check_non_negative_int(patience, "patience"), check_non_negative_int(cooldown, "cooldown")
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self._monitor.reset()

@@ -30,6 +30,7 @@ import stat
 import sys
 import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -39,11 +40,11 @@ from . import __version__, datasets
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ReduceLROnPlateau,
                         format_number)
 from .datasets.generated import MAX_SAMPLES
-from .datasets.fashion_mnist import CLASS_NAMES, FILES as FASHION_FILES, DatasetNotFoundError
+from .datasets import fashion_mnist
+from .datasets.fashion_mnist import CLASS_NAMES, DatasetNotFoundError
 from .io import load
 from .layers import ACTIVATIONS, Dense, Dropout, Sigmoid
 from .model import Sequential
-from .training import DivergenceError
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
 from .schedules import CosineDecay, ExponentialDecay, StepDecay
@@ -166,7 +167,7 @@ def _check_data_dir(directory: Optional[str]) -> None:
     if not os.path.isdir(directory):
         problem = "is not a directory" if os.path.exists(directory) else "does not exist"
         raise CLIError(f"--data-dir {directory!r} {problem}")
-    missing = [name for name in FASHION_FILES if not os.path.isfile(os.path.join(directory, name))]
+    missing = fashion_mnist._missing(Path(directory))
     if missing:
         raise CLIError(f"--data-dir {directory!r} lacks {', '.join(missing)}; it must hold the four "
                        "Fashion-MNIST files (apt-get install dataset-fashion-mnist puts them in "
@@ -426,11 +427,8 @@ class _Progress:
 
     @classmethod
     def of(cls, history, batches_per_epoch: int) -> "_Progress":
-        # getattr: fit() sets these three since the interrupt counts were added
-        completed = getattr(history, "completed_epochs", None)
-        return cls(len(history.epoch) if completed is None else int(completed),
-                   bool(getattr(history, "interrupted", False)),
-                   int(getattr(history, "interrupted_batches", 0) or 0), batches_per_epoch)
+        return cls(history.completed_epochs, history.interrupted, history.interrupted_batches,
+                   batches_per_epoch)
 
     def describe(self) -> str:
         """``"3 epochs"``, or ``"2 epochs and 5 of 10 batches of epoch 3"``."""
@@ -968,8 +966,8 @@ def _unrecognized(parser: argparse.ArgumentParser, command: str, extras: list) -
     for extra in extras:
         if extra.startswith("-"):
             close = difflib.get_close_matches(extra.split("=", 1)[0], options, n=1)
-            hints += [f"{extra.split('=', 1)[0]} -> {close[0]}"] if close else []
-    hint = f"; did you mean {', '.join(h.split(' -> ')[1] for h in hints)}?" if hints else ""
+            hints += close
+    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
     sub.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 

@@ -9,9 +9,8 @@ plotted without a model.
 from __future__ import annotations
 
 import math
-import numbers
 
-from ._validation import check_number, check_positive_int, describe
+from ._validation import check_non_negative_int, check_number, check_positive_int
 
 
 class StepDecay:
@@ -56,9 +55,7 @@ class CosineDecay:
 
 
 def _epoch(epoch) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-        raise ValueError(f"epoch must be an integer >= 0, got {describe(epoch)}")
-    return int(epoch)
+    return check_non_negative_int(epoch, "epoch")
 
 
 def _decayed(schedule, gamma: float, exponent: int) -> float:

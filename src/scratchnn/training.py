@@ -111,9 +111,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
         callback.set_model(model)
     model.history = history
     model.stop_training = False
-    # How far training got, for the messages after Ctrl-C (and the CLI's and info's):
-    # whole epochs whose figures are in the History, and batches of the epoch cut short.
-    history.interrupted, history.completed_epochs, history.interrupted_batches = False, 0, 0
+    # (the History counts how far training got: completed_epochs, interrupted_batches)
     model.params_max = None          # measured on the first step (anyone may have written params)
 
     # -- the loop

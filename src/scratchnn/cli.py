@@ -343,7 +343,7 @@ def _check_settings(args: argparse.Namespace, data: Data, settings: dict) -> tup
     return n - n_val, n_val
 
 
-def build_model(data: Data, settings: dict, seed: int, loss: str) -> Sequential:
+def build_model(data: Data, settings: dict, seed: int) -> Sequential:
     init = {"kernel_initializer": settings["init"]} if settings["init"] else \
         {"kernel_initializer": "he_uniform" if settings["activation"] in ("relu", "leaky_relu", "elu", "gelu") else "glorot_uniform"}
     layers = []
@@ -352,7 +352,7 @@ def build_model(data: Data, settings: dict, seed: int, loss: str) -> Sequential:
         if settings["dropout"]:
             layers.append(Dropout(settings["dropout"]))
     layers.append(Dense(data.n_outputs, **init))
-    if data.task == "binary" and loss == "mse":
+    if data.task == "binary" and settings["loss"] == "mse":
         layers.append(Sigmoid())   # the tutorials' variant: squared error of a sigmoid output
     return Sequential(layers, seed=seed)
 
@@ -439,9 +439,8 @@ class _Progress:
         return text
 
 
-def _restored_epoch(callbacks: list, progress: _Progress) -> Optional[int]:
+def _restored_epoch(stopper: Optional[EarlyStopping], progress: _Progress) -> Optional[int]:
     """The epoch (from 1) whose weights EarlyStopping put back, when not the last one run."""
-    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
     if stopper is None or stopper.best_epoch is None or not stopper.restore_best_weights:
         return None
     if stopper.best_epoch + 1 == progress.completed_epochs and not progress.interrupted_batches:
@@ -449,15 +448,13 @@ def _restored_epoch(callbacks: list, progress: _Progress) -> Optional[int]:
     return stopper.best_epoch + 1
 
 
-def _early_stopping_note(callbacks: list, progress: _Progress) -> str:
-    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+def _early_stopping_note(stopper: Optional[EarlyStopping], restored: Optional[int]) -> str:
     if stopper is None or stopper.best_epoch is None:
         return ""
     notes = []
     if stopper.stopped_epoch is not None:
         notes.append(f"early stopping: {stopper.monitor} did not improve for {stopper.patience} "
                      f"epoch{'' if stopper.patience == 1 else 's'}")
-    restored = _restored_epoch(callbacks, progress)
     if restored is not None:
         notes.append(f"kept the weights of epoch {restored}, {stopper.monitor} "
                      f"{format_number(stopper.best)}")
@@ -479,27 +476,29 @@ def command_train(args: argparse.Namespace) -> int:
     loss = _choose_loss(data, args.loss)
     settings["loss"] = loss
     n_fit, n_val = _check_settings(args, data, settings)
-    model = build_model(data, settings, args.seed, loss)
+    model = build_model(data, settings, args.seed)
     model.classes = data.classes
     optimizer = OPTIMIZERS[settings["optimizer"]](lr=settings["lr"])
     if kind == "xor" and args.print_every is None:
         args.print_every = 1000
     verbose = args.verbose if args.verbose is not None else (0 if args.print_every else 1)
-    batch_size = settings["batch_size"] or n_fit
-    n_batches = -(-n_fit // min(batch_size, n_fit))
+    batch_size = min(settings["batch_size"] or n_fit, n_fit)
+    n_batches = -(-n_fit // batch_size)
     print(_describe(data, settings, loss, n_fit, n_val), flush=True)
 
     # -- training
     callbacks = _callbacks(settings, args)
     start = time.perf_counter()
     history = model.fit(data.X_train, data.y_train, loss=loss, optimizer=optimizer,
-                        epochs=settings["epochs"], batch_size=min(batch_size, n_fit),
+                        epochs=settings["epochs"], batch_size=batch_size,
                         validation_split=settings["validation_split"],
                         callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     progress = _Progress.of(history, n_batches)
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    restored = _restored_epoch(stopper, progress)
     notes = ["interrupted by Ctrl-C"] if progress.interrupted else []
-    if note := _early_stopping_note(callbacks, progress):
+    if note := _early_stopping_note(stopper, restored):
         notes.append(note)
     print(f"trained {progress.describe()} in {seconds:.1f} s" + "".join(f" ({n})" for n in notes),
           flush=True)
@@ -524,7 +523,7 @@ def command_train(args: argparse.Namespace) -> int:
                     "interrupted": progress.interrupted,
                     "interrupted_batches": progress.interrupted_batches,
                     "batches_per_epoch": n_batches,
-                    "weights_of_epoch": _restored_epoch(callbacks, progress),
+                    "weights_of_epoch": restored,
                     "train_seconds": round(seconds, 2), "settings": settings}
         try:
             print(f"saved {model.save(output, metadata=metadata)}", flush=True)

@@ -7,8 +7,9 @@ from . import datasets, preprocessing, schedules, training
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler,
                         ModelCheckpoint, ReduceLROnPlateau)
 from .gradcheck import gradcheck, numerical_gradient
-from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU,
-                     Sigmoid, Softmax, Tanh, register_layer)
+from .layers import (ELU, GELU, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                     GlobalAveragePooling2D, Identity, Layer, LayerNormalization, LeakyReLU,
+                     MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh, register_layer)
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .io import load, save
 from .model import Sequential
@@ -20,7 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential", "DivergenceError", "save", "load",
     "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
-    "Softmax", "Dropout", "Flatten", "register_layer",
+    "Softmax", "Dropout", "Flatten", "Reshape", "Conv2D", "MaxPool2D", "AvgPool2D",
+    "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization", "register_layer",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",

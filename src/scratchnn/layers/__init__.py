@@ -5,12 +5,16 @@ from .activations import ACTIVATIONS, ELU, GELU, Identity, LeakyReLU, ReLU, Sigm
 from .base import BufferSpec, Layer, ParamSpec
 from .dense import Dense
 from .dropout import Dropout
-from .reshape import Flatten
+from .conv import Conv2D
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
+from .reshape import Flatten, Reshape
 
 LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU, Softmax,
-                Dropout, Flatten)
+                Dropout, Flatten, Reshape, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D,
+                BatchNormalization, LayerNormalization)
 }
 
 
@@ -36,4 +40,6 @@ def register_layer(cls: type) -> type:
 
 
 __all__ = ["Layer", "ParamSpec", "BufferSpec", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
-           "ELU", "GELU", "Softmax", "Dropout", "Flatten", "LAYERS", "ACTIVATIONS", "register_layer"]
+           "ELU", "GELU", "Softmax", "Dropout", "Flatten", "Reshape",
+           "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAveragePooling2D", "BatchNormalization",
+           "LayerNormalization", "LAYERS", "ACTIVATIONS", "register_layer"]

@@ -24,3 +24,7 @@ class Flatten(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out.reshape(self._saved())
+
+
+class Reshape(Layer):
+    """Placeholder (being written: see issue 10)."""

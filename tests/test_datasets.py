@@ -356,6 +356,35 @@ def test_load_raw_images(isolated):
     np.testing.assert_array_equal(X_test, arrays[fm.TEST_IMAGES])
 
 
+def test_load_images_channels_last(isolated):
+    arrays = write_fake_dir(isolated / "data")
+    X_train, y_train, X_test, y_test = load_fashion_mnist(isolated / "data", images=True)
+    assert X_train.shape == (12, 28, 28, 1) and X_test.shape == (5, 28, 28, 1)
+    assert X_train.dtype == np.float32 and X_test.dtype == np.float32 and y_train.dtype == np.int64
+    np.testing.assert_array_equal(X_train[..., 0], arrays[fm.TRAIN_IMAGES] / np.float32(255))
+    np.testing.assert_array_equal(X_test[..., 0], arrays[fm.TEST_IMAGES] / np.float32(255))
+    assert X_train.min() == 0.0 and X_train.max() == 1.0
+    np.testing.assert_array_equal(y_test, arrays[fm.TEST_LABELS])
+    # the same pixels as the rows, in the same order (row i is image i read row by row)
+    rows = load_fashion_mnist(isolated / "data")[0]
+    np.testing.assert_array_equal(X_train.reshape(12, 784), rows)
+    # flatten=False is the explicit spelling of the images' layout without a channel axis
+    X_raw, _, _, _ = load_fashion_mnist(isolated / "data", images=True, flatten=False,
+                                        normalize=False)
+    assert X_raw.shape == (12, 28, 28, 1) and X_raw.dtype == np.uint8
+    np.testing.assert_array_equal(X_raw[..., 0], arrays[fm.TRAIN_IMAGES])
+
+
+def test_images_and_flatten_together_are_refused_before_any_file_is_read(isolated):
+    with pytest.raises(ValueError, match=r"images=True and flatten=True") as error:
+        load_fashion_mnist(isolated / "nowhere", images=True, flatten=True)
+    assert "(N, 28, 28, 1)" in str(error.value) and "(N, 784)" in str(error.value)
+    # flatten's default depends on images: rows without, images with
+    write_fake_dir(isolated / "data")
+    assert load_fashion_mnist(isolated / "data", flatten=None)[0].shape == (12, 784)
+    assert load_fashion_mnist(isolated / "data", images=True, flatten=None)[2].shape == (5, 28, 28, 1)
+
+
 def test_explicit_path_lacking_files_is_an_error_not_a_fall_through(isolated, monkeypatch):
     write_fake_dir(isolated / "env")
     monkeypatch.setenv("SCRATCHNN_DATA", str(isolated / "env"))   # would be found otherwise
@@ -526,7 +555,7 @@ def test_loader_checks_the_files_fit_together(isolated):
         load_fashion_mnist(directory)
 
 
-@pytest.mark.parametrize("argument", ["flatten", "normalize", "download"])
+@pytest.mark.parametrize("argument", ["flatten", "images", "normalize", "download"])
 def test_loader_flags_must_be_bool(isolated, argument):
     with pytest.raises(TypeError, match=argument):
         load_fashion_mnist(**{argument: "yes"})
@@ -561,6 +590,15 @@ def test_real_fashion_mnist(real):
     raw = read_idx(REAL_DIR / fm.TRAIN_IMAGES)
     assert raw.shape == (60000, 28, 28) and raw.dtype == np.uint8
     np.testing.assert_array_equal(X_train[:100], raw[:100].reshape(100, 784) / np.float32(255))
+
+
+@needs_real_data
+def test_real_fashion_mnist_as_images(real):
+    X_train, y_train, X_test, y_test = load_fashion_mnist(REAL_DIR, images=True)
+    assert X_train.shape == (60000, 28, 28, 1) and X_test.shape == (10000, 28, 28, 1)
+    assert X_train.dtype == np.float32 and X_train.min() == 0.0 and X_train.max() == 1.0
+    np.testing.assert_array_equal(X_test.reshape(10000, 784), real[2])
+    np.testing.assert_array_equal(y_train, real[1])
 
 
 @needs_real_data

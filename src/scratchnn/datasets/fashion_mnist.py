@@ -267,20 +267,34 @@ def _read_payload(path: Path, stream: "_GzipStream", expected: int, dtype: np.dt
     return array
 
 
-def load_fashion_mnist(path: Optional[PathLike] = None, *, flatten: bool = True,
-                       normalize: bool = True, download: bool = True
+def load_fashion_mnist(path: Optional[PathLike] = None, *, images: bool = False,
+                       flatten: Optional[bool] = None, normalize: bool = True,
+                       download: bool = True
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load Fashion-MNIST as ``(X_train, y_train, X_test, y_test)``.
 
-    Shapes: ``X_train`` (60000, 784), ``X_test`` (10000, 784); with ``flatten=False``
-    (60000, 28, 28) and (10000, 28, 28). ``y_*`` are int64 class indices 0..9 (names in
+    Shapes of ``X_train`` and ``X_test``:
+
+    ========================  ======================================
+    default (rows)            (60000, 784) and (10000, 784)
+    ``images=True``           (60000, 28, 28, 1) and (10000, 28, 28, 1): channels last,
+                              the layout of ``Conv2D``
+    ``flatten=False``         (60000, 28, 28) and (10000, 28, 28)
+    ========================  ======================================
+
+    Row ``i`` of the flat layout is image ``i`` read row by row: ``X_rows[i] ==
+    X_images[i].reshape(784)``. ``y_*`` are int64 class indices 0..9 (names in
     ``CLASS_NAMES``).
 
     Args:
         path: a directory holding the four ``.gz`` files. If given it must hold all four;
             otherwise ``$SCRATCHNN_DATA``, ``/usr/share/datasets/fashion-mnist`` and the user
             cache are searched (see the module docstring).
-        flatten: each image as a row of 784 pixels (default) or as a 28x28 array.
+        images: each sample as a ``(28, 28, 1)`` image (height, width, channels), for
+            convolutional networks.
+        flatten: each sample as a row of 784 pixels, or (``False``) as a 28x28 array. The
+            default ``None`` means rows unless ``images=True``; ``images=True, flatten=True``
+            asks for two layouts and is an error.
         normalize: float32 pixels ``p / 255`` in [0, 1] (default); ``False`` keeps the raw
             uint8 pixels 0..255.
         download: when no directory holds the files, download them into the user cache
@@ -289,16 +303,24 @@ def load_fashion_mnist(path: Optional[PathLike] = None, *, flatten: bool = True,
     Raises:
         DatasetNotFoundError: the files were not found (and not downloaded); the message lists
             the places searched and how to get the files.
-        ValueError: a file is corrupt, the files do not fit together (the message names the
-            file), or a downloaded file fails its MD5 check (nothing is saved then).
+        ValueError: ``images=True`` with ``flatten=True``; a file is corrupt, the files do not
+            fit together (the message names the file), or a downloaded file fails its MD5
+            check (nothing is saved then).
     """
-    for argument, value in (("flatten", flatten), ("normalize", normalize), ("download", download)):
+    for argument, value in (("images", images), ("normalize", normalize), ("download", download)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{argument} must be True or False, got {value!r}")
+    if flatten is not None and not isinstance(flatten, (bool, np.bool_)):
+        raise TypeError(f"flatten must be None, True or False, got {flatten!r}")
+    if images and flatten:
+        raise ValueError("images=True and flatten=True ask for two layouts: images gives "
+                         "(N, 28, 28, 1) arrays, flatten (N, 784) rows; pass only one of them")
     directory = _find_directory(path, bool(download))
     X_train, y_train = _load_split(directory / TRAIN_IMAGES, directory / TRAIN_LABELS)
     X_test, y_test = _load_split(directory / TEST_IMAGES, directory / TEST_LABELS)
-    if flatten:
+    if images:                                   # views: no copy of the pixels
+        X_train, X_test = X_train[..., np.newaxis], X_test[..., np.newaxis]
+    elif flatten is None or flatten:
         X_train = X_train.reshape(len(X_train), -1)
         X_test = X_test.reshape(len(X_test), -1)
     if normalize:

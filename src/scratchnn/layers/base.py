@@ -75,7 +75,7 @@ class BufferSpec:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name).lower()    # Conv2D: conv2d
 
 
 class Layer:

@@ -1,17 +1,171 @@
-"""Pooling over images (being written: see issue 10)."""
+"""Pooling over images, channels last: inputs ``(N, H, W, C)``.
+
+Windows, strides and padding work as in ``Conv2D`` (``scratchnn.layers.conv``);
+each channel is pooled on its own.
+"""
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
+
+from .._validation import check_bool
 from .base import Layer
+from .conv import add_windows, as_pair, as_padding, padded, spatial_plan, windows
 
 
-class MaxPool2D(Layer):
-    """Placeholder."""
+class _Pool2D(Layer):
+    """What max and average pooling share: the window plan, from the constructor's
+    arguments and the input shape."""
+
+    def __init__(self, pool_size=2, stride=None, padding="valid", name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.pool_size = as_pair(pool_size, "pool_size")
+        self.stride = self.pool_size if stride is None else as_pair(stride, "stride")
+        self.padding = as_padding(padding)
+        if not isinstance(self.padding, str) and any(
+                p > k // 2 for p, k in zip(self.padding, self.pool_size)):
+            # As PyTorch: a window must hold at least one real pixel.
+            raise ValueError(f"padding must be at most half the pool size {self.pool_size} on each "
+                             f"axis, got {self.padding}")
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        self._out, self._before, self._after = spatial_plan(
+            self, input_shape, self.pool_size, self.stride, (1, 1), self.padding)
+        return (*self._out, input_shape[2])
+
+    def _windows(self, xp: np.ndarray) -> np.ndarray:
+        """Every window of ``xp`` as ``(N, Ho, Wo, kh*kw, C)``: one contiguous copy."""
+        view = windows(xp, self.pool_size, self.stride, (1, 1), self._out)
+        n, ho, wo, kh, kw, c = view.shape
+        return view.reshape(n, ho, wo, kh * kw, c)
+
+    def _unpad(self, dxp: np.ndarray, x_shape: tuple) -> np.ndarray:
+        (top, left), (h, w) = self._before, x_shape[1:3]
+        return dxp[:, top:top + h, left:left + w] if dxp.shape != x_shape else dxp
+
+    def get_config(self) -> dict:
+        return {"pool_size": list(self.pool_size), "stride": list(self.stride),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+                "name": self.name}
 
 
-class AvgPool2D(Layer):
-    """Placeholder."""
+class MaxPool2D(_Pool2D):
+    """Max pooling: ``y[n, i, j, c] = max_{p, q} x_pad[n, i*sh + p, j*sw + q, c]``,
+    the padding being ``-inf`` (it is never the maximum).
+
+    Shapes: x ``(N, H, W, C)``, y ``(N, Ho, Wo, C)``, ``Ho = (H + pads - kh) // sh + 1``
+    (``"same"``: ``ceil(H / sh)``).
+
+    Gradient: each output's ``g`` goes to the one input that was its window's
+    maximum; with ties, to the first in row-major order within the window, as
+    PyTorch does. Where windows overlap (stride < pool size) an input collects
+    the gradients of every window it was the maximum of.
+
+    Args:
+        pool_size: ``k`` or ``(kh, kw)`` (default 2).
+        stride: default ``pool_size`` (windows side by side).
+        padding: ``"valid"`` (default), ``"same"``, or ``p``/``(ph, pw)`` on each side
+            (at most half the pool size, as PyTorch requires).
+    """
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        xp = padded(x, self._before, self._after, fill=-np.inf)
+        flat = self._windows(xp)
+        which = flat.argmax(axis=3)                   # the first maximum of each window
+        y = np.take_along_axis(flat, which[:, :, :, None], axis=3)[:, :, :, 0]
+        self._cache = (which, x.shape, xp.shape)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        which, x_shape, xp_shape = self._saved()
+        kh, kw = self.pool_size
+        # Scatter g into the window position that won: (N, Ho, Wo, kh*kw, C), zero elsewhere.
+        scattered = np.zeros((*which.shape[:3], kh * kw, which.shape[3]), dtype=grad_out.dtype)
+        np.put_along_axis(scattered, which[:, :, :, None], grad_out[:, :, :, None], axis=3)
+        scattered = scattered.reshape(*which.shape[:3], kh, kw, which.shape[3])
+        if self.stride == self.pool_size:
+            # Windows side by side: each input pixel is in at most one window, so the
+            # scattered windows are the gradient itself, rearranged (no additions).
+            n, ho, wo, _, _, c = scattered.shape
+            dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
+            dxp[:, :ho * kh, :wo * kw] = scattered.transpose(0, 1, 3, 2, 4, 5).reshape(
+                n, ho * kh, wo * kw, c)
+        else:
+            dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
+            add_windows(dxp, scattered, self.stride, (1, 1))
+        return self._unpad(dxp, x_shape)
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling: ``y[n, i, j, c] = sum_{p, q} x_pad[n, i*sh + p, j*sw + q, c] / count``,
+    with ``count = kh*kw`` (``count_include_pad=True``, PyTorch's default: padded
+    zeros count) or the number of real pixels in the window (``False``, as Keras's
+    ``padding="same"``).
+
+    Shapes as in ``MaxPool2D``. Gradient: ``dL/dx_pad[window] += g / count`` for each
+    window, padding dropped.
+
+    Args:
+        pool_size, stride, padding: as in ``MaxPool2D``.
+        count_include_pad: whether padded zeros count in the average (default True).
+    """
+
+    def __init__(self, pool_size=2, stride=None, padding="valid", *, count_include_pad: bool = True,
+                 name: Optional[str] = None) -> None:
+        super().__init__(pool_size, stride, padding, name)
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        shape = super().build(input_shape, rng)
+        kh, kw = self.pool_size
+        if self.count_include_pad:
+            self._count = np.float64(kh * kw)
+        else:
+            # The real pixels in each window: the window sums of an image of ones.
+            ones = padded(np.ones((1, *input_shape[:2], 1)), self._before, self._after)
+            self._count = self._windows(ones).sum(axis=3)[0]              # (Ho, Wo, 1)
+        return shape
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        xp = padded(x, self._before, self._after)
+        scale = (1 / self._count).astype(x.dtype)
+        y = windows(xp, self.pool_size, self.stride, (1, 1), self._out).sum(axis=(3, 4)) * scale
+        self._cache = (x.shape, xp.shape)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_shape, xp_shape = self._saved()
+        kh, kw = self.pool_size
+        share = grad_out * (1 / self._count).astype(grad_out.dtype)       # (N, Ho, Wo, C)
+        spread = np.broadcast_to(share[:, :, :, None, None, :], (*share.shape[:3], kh, kw, share.shape[3]))
+        dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
+        add_windows(dxp, spread, self.stride, (1, 1))
+        return self._unpad(dxp, x_shape)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "count_include_pad": self.count_include_pad}
 
 
 class GlobalAveragePooling2D(Layer):
-    """Placeholder."""
+    """The mean of each channel over the image: ``y[n, c] = mean_{i, j} x[n, i, j, c]``.
+
+    Shapes: x ``(N, H, W, C)``, y ``(N, C)``. Gradient: ``dL/dx[n, i, j, c] = g[n, c] / (H*W)``.
+    """
+
+    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
+        if len(input_shape) != 3:
+            raise ValueError(f"GlobalAveragePooling2D expects images (N, height, width, channels), "
+                             f"got samples of shape {tuple(input_shape)}")
+        return (input_shape[2],)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._cache = x.shape
+        return x.mean(axis=(1, 2), dtype=x.dtype)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        n, h, w, c = self._saved()
+        dx = np.empty((n, h, w, c), dtype=grad_out.dtype)
+        dx[...] = (grad_out * grad_out.dtype.type(1 / (h * w)))[:, None, None, :]
+        return dx

@@ -95,6 +95,17 @@ def windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out: Pai
     return view[:, :out[0], :out[1]].transpose(0, 1, 2, 4, 5, 3)
 
 
+def window_slices(kernel: Pair, stride: Pair, dilation: Pair, out: Pair):
+    """For each kernel position ``(p, q)``, the slices of the padded image that it
+    reads across all windows: ``xp[:, rows, cols]`` is ``(N, Ho, Wo, C)``, element
+    ``[n, i, j]`` being ``xp[n, i*sh + p*dh, j*sw + q*dw]``."""
+    for p in range(kernel[0]):
+        rows = slice(p * dilation[0], p * dilation[0] + stride[0] * (out[0] - 1) + 1, stride[0])
+        for q in range(kernel[1]):
+            cols = slice(q * dilation[1], q * dilation[1] + stride[1] * (out[1] - 1) + 1, stride[1])
+            yield (p, q), rows, cols
+
+
 def add_windows(target: np.ndarray, values: np.ndarray, stride: Pair, dilation: Pair) -> None:
     """The adjoint of ``windows``: ``target[n, i*sh + p*dh, j*sw + q*dw, c] +=
     values[n, i, j, p, q, c]`` for every window position ``(p, q)``.
@@ -104,11 +115,8 @@ def add_windows(target: np.ndarray, values: np.ndarray, stride: Pair, dilation: 
     loop is cheaper than the alternatives (``np.add.at``, or the input gradient
     as a second im2col product, which copies the gradient 9 times)."""
     n, ho, wo, kh, kw, c = values.shape
-    for p in range(kh):
-        rows = slice(p * dilation[0], p * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
-        for q in range(kw):
-            cols = slice(q * dilation[1], q * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
-            target[:, rows, cols] += values[:, :, :, p, q]
+    for (p, q), rows, cols in window_slices((kh, kw), stride, dilation, (ho, wo)):
+        target[:, rows, cols] += values[:, :, :, p, q]
 
 
 def kernel_to_torch(W: np.ndarray) -> np.ndarray:

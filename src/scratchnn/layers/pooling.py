@@ -12,7 +12,7 @@ import numpy as np
 
 from .._validation import check_bool
 from .base import Layer
-from .conv import add_windows, as_pair, as_padding, padded, spatial_plan, windows
+from .conv import as_pair, as_padding, padded, spatial_plan, window_slices, windows
 
 
 class _Pool2D(Layer):
@@ -35,11 +35,13 @@ class _Pool2D(Layer):
             self, input_shape, self.pool_size, self.stride, (1, 1), self.padding)
         return (*self._out, input_shape[2])
 
-    def _windows(self, xp: np.ndarray) -> np.ndarray:
-        """Every window of ``xp`` as ``(N, Ho, Wo, kh*kw, C)``: one contiguous copy."""
-        view = windows(xp, self.pool_size, self.stride, (1, 1), self._out)
-        n, ho, wo, kh, kw, c = view.shape
-        return view.reshape(n, ho, wo, kh * kw, c)
+    def _slices(self):
+        """``((p, q), rows, cols)`` of each window position (see ``conv.window_slices``)."""
+        return window_slices(self.pool_size, self.stride, (1, 1), self._out)
+
+    @property
+    def _overlapping(self) -> bool:
+        return any(s < k for s, k in zip(self.stride, self.pool_size))
 
     def _unpad(self, dxp: np.ndarray, x_shape: tuple) -> np.ndarray:
         (top, left), (h, w) = self._before, x_shape[1:3]
@@ -72,29 +74,32 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         xp = padded(x, self._before, self._after, fill=-np.inf)
-        flat = self._windows(xp)
-        which = flat.argmax(axis=3)                   # the first maximum of each window
-        y = np.take_along_axis(flat, which[:, :, :, None], axis=3)[:, :, :, 0]
+        # One whole-batch operation per window position (4 for 2x2 windows): the
+        # running maximum, then which position holds it. Measured on the benchmark's
+        # first pooling (128 x 26 x 26 x 32), this takes 4.7 ms where a copy of the
+        # windows and np.argmax over them took 21 ms (argmax copies a non-last axis).
+        views = [xp[:, rows, cols] for _, rows, cols in self._slices()]
+        y = views[0].copy()
+        for view in views[1:]:
+            np.maximum(y, view, out=y)
+        # The first position holding the maximum (PyTorch's rule for ties), by Horner's
+        # rule over "not the maximum" flags: w = ne0 * (1 + ne1 * (1 + ne2 * ...)).
+        index_type = np.int8 if len(views) < 128 else np.int32
+        which = np.zeros(y.shape, dtype=index_type)
+        for view in reversed(views[:-1]):
+            which += 1
+            which *= view != y
         self._cache = (which, x.shape, xp.shape)
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         which, x_shape, xp_shape = self._saved()
-        kh, kw = self.pool_size
-        # Scatter g into the window position that won: (N, Ho, Wo, kh*kw, C), zero elsewhere.
-        scattered = np.zeros((*which.shape[:3], kh * kw, which.shape[3]), dtype=grad_out.dtype)
-        np.put_along_axis(scattered, which[:, :, :, None], grad_out[:, :, :, None], axis=3)
-        scattered = scattered.reshape(*which.shape[:3], kh, kw, which.shape[3])
-        if self.stride == self.pool_size:
-            # Windows side by side: each input pixel is in at most one window, so the
-            # scattered windows are the gradient itself, rearranged (no additions).
-            n, ho, wo, _, _, c = scattered.shape
-            dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
-            dxp[:, :ho * kh, :wo * kw] = scattered.transpose(0, 1, 3, 2, 4, 5).reshape(
-                n, ho * kh, wo * kw, c)
-        else:
-            dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
-            add_windows(dxp, scattered, self.stride, (1, 1))
+        dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
+        for position, (_, rows, cols) in enumerate(self._slices()):
+            if self._overlapping:
+                dxp[:, rows, cols] += grad_out * (which == position)
+            else:    # each input pixel is in one window at most: write, do not add
+                np.multiply(grad_out, which == position, out=dxp[:, rows, cols])
         return self._unpad(dxp, x_shape)
 
 
@@ -125,23 +130,26 @@ class AvgPool2D(_Pool2D):
         else:
             # The real pixels in each window: the window sums of an image of ones.
             ones = padded(np.ones((1, *input_shape[:2], 1)), self._before, self._after)
-            self._count = self._windows(ones).sum(axis=3)[0]              # (Ho, Wo, 1)
+            self._count = sum(ones[0, rows, cols] for _, rows, cols in self._slices())  # (Ho, Wo, 1)
         return shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         xp = padded(x, self._before, self._after)
-        scale = (1 / self._count).astype(x.dtype)
-        y = windows(xp, self.pool_size, self.stride, (1, 1), self._out).sum(axis=(3, 4)) * scale
+        slices = iter(self._slices())
+        _, rows, cols = next(slices)
+        y = xp[:, rows, cols].copy()
+        for _, rows, cols in slices:          # one whole-batch addition per window position
+            y += xp[:, rows, cols]
+        y *= (1 / self._count).astype(x.dtype)
         self._cache = (x.shape, xp.shape)
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_shape, xp_shape = self._saved()
-        kh, kw = self.pool_size
         share = grad_out * (1 / self._count).astype(grad_out.dtype)       # (N, Ho, Wo, C)
-        spread = np.broadcast_to(share[:, :, :, None, None, :], (*share.shape[:3], kh, kw, share.shape[3]))
         dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
-        add_windows(dxp, spread, self.stride, (1, 1))
+        for _, rows, cols in self._slices():
+            dxp[:, rows, cols] += share
         return self._unpad(dxp, x_shape)
 
     def get_config(self) -> dict:

@@ -14,6 +14,7 @@ too. The training loop is ``scratchnn.training``; ``fit`` delegates to it.
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import os
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -542,14 +543,17 @@ class Sequential:
     # --------------------------------------------------------------- inference
     def output(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs ``(N, *output_shape)`` of ``X`` (logits for classification
-        losses), checked and computed in batches of ``batch_size`` (default 8192)
-        with ``training=False``. An output that overflows the dtype is an error
+        losses), checked and computed in batches of ``batch_size`` with
+        ``training=False``. The default batch (``inference_batch_size``) keeps the
+        largest array of a batch near 4 Mi numbers, so predicting 10,000 images never
+        needs more memory than a training step does. An output that overflows the dtype is an error
         naming the sample."""
         return self._output_checked(self.check_input(X), batch_size)
 
     def _output_checked(self, X: np.ndarray, batch_size: Optional[int]) -> np.ndarray:
         """``output`` of inputs that ``check_input`` returned."""
-        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True) or 8192
+        batch_size = (check_positive_int(batch_size, "batch_size", allow_none=True)
+                      or self.inference_batch_size)
         # Finite inputs can still overflow the dtype inside the network (huge values
         # times large weights); say so instead of letting NumPy warn about a matmul.
         with quiet_overflow():
@@ -564,6 +568,19 @@ class Sequential:
                              f"inputs are too large for {self.dtype.name} with these weights "
                              "(scale the inputs, or use dtype='float64')")
         return output
+
+    @property
+    def inference_batch_size(self) -> int:
+        """The default batch of ``output``, ``predict`` and ``evaluate``: at most 8192
+        samples, and fewer when one sample's largest array (an input, a layer's
+        output, or the scratch a layer declares in ``scratch_size``, such as
+        Conv2D's patches) times the batch would pass ``2**22`` numbers (16 MiB in
+        float32)."""
+        self._require_built("inference_batch_size")
+        per_sample = max([math.prod(self.input_shape)]
+                         + [max(math.prod(layer.output_shape), getattr(layer, "scratch_size", 0))
+                            for layer in self.layers])
+        return max(1, min(8192, 2 ** 22 // per_sample))
 
     def evaluate(self, X, y, *, batch_size: Optional[int] = None) -> dict[str, float]:
         """Loss and metrics on ``X, y``: ``{"loss": ..., "accuracy": ...}``."""

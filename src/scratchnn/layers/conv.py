@@ -13,6 +13,7 @@ convert the kernel exactly, and an image batch converts with
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Union
 
@@ -192,6 +193,11 @@ class Conv2D(Layer):
         if self.use_bias:
             self.add_param("b", (self.filters,), self._bias_init, fan_in, fan_out)
         return (*self._out, self.filters)
+
+    @property
+    def scratch_size(self) -> int:
+        """Numbers of working memory per sample beyond the output: the patches."""
+        return math.prod(self._out) * math.prod(self.kernel_size) * self.input_shape[2] if self.input_shape else 0
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         xp = padded(x, self._before, self._after)

@@ -308,3 +308,19 @@ def test_cnn_copies_and_files_predict_identically(tmp_path):
         np.testing.assert_array_equal(other.output(x), expected)
         assert other[0].get_config() == model[0].get_config()
     assert np.allclose(model.astype("float64").output(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_conv2d_activation_equals_separate_layers():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 6, 6, 2))
+    fused = snn.Conv2D(4, 3, activation="ReLU")
+    y, dx, grads, g = _run(fused, x, rng)
+    plain = snn.Conv2D(4, 3)
+    model = snn.Sequential([plain, snn.ReLU()], seed=0, dtype="float64", input_shape=(6, 6, 2))
+    plain.needs_input_grad = True
+    np.testing.assert_array_equal(model.forward(x), y)
+    np.testing.assert_array_equal(model.backward(g), dx)
+    assert fused.get_config()["activation"] == "relu"
+    assert max(snn.gradcheck(snn.Conv2D(3, 2, activation="tanh"), x).values()) < 1e-6
+    with pytest.raises(ValueError, match="activation must be None or one of"):
+        snn.Conv2D(4, 3, activation="swish")

@@ -61,7 +61,23 @@ LAYER_CASES = {
     "Dropout": [(lambda: snn.Dropout(0.5), 2, True, set()),
                 (lambda: snn.Dropout(0.2), 2, True, set()),
                 (lambda: snn.Dropout(0.5), 2, False, set())],
-    "Flatten": [(lambda: snn.Flatten(), 3, False, set())],
+    "Flatten": [(lambda: snn.Flatten(), 3, False, set()), (lambda: snn.Flatten(), 4, False, set())],
+    "Reshape": [(lambda: snn.Reshape((-1, 2)), 3, False, set())],
+    # rank 4: images (N, H, W, 2), channels last (tests/test_conv.py has more shapes)
+    "Conv2D": [(lambda: snn.Conv2D(3, 3), 4, False, {"W", "b"}),
+               (lambda: snn.Conv2D(2, (2, 3), stride=2, padding="same", dilation=(1, 2)), 4, False,
+                {"W", "b"}),
+               (lambda: snn.Conv2D(2, 3, padding=1, use_bias=False, activation="tanh"), 4, False, {"W"})],
+    "MaxPool2D": [(lambda: snn.MaxPool2D(2), 4, False, set()),
+                  (lambda: snn.MaxPool2D(3, stride=1, padding=1), 4, False, set())],
+    "AvgPool2D": [(lambda: snn.AvgPool2D(2), 4, False, set()),
+                  (lambda: snn.AvgPool2D(3, 2, "same", count_include_pad=False), 4, False, set())],
+    "GlobalAveragePooling2D": [(lambda: snn.GlobalAveragePooling2D(), 4, False, set())],
+    "BatchNormalization": [(lambda: snn.BatchNormalization(), 2, True, {"gamma", "beta"}),
+                           (lambda: snn.BatchNormalization(), 4, True, {"gamma", "beta"}),
+                           (lambda: snn.BatchNormalization(), 4, False, {"gamma", "beta"})],
+    "LayerNormalization": [(lambda: snn.LayerNormalization(), 2, False, {"gamma", "beta"}),
+                           (lambda: snn.LayerNormalization(), 4, False, {"gamma", "beta"})],
 }
 
 LAYER_PARAMS = [
@@ -88,11 +104,15 @@ def test_layer_gradient(name, case, shape):
     n, f = shape
     seed = 1000 * case + 10 * n + f
     rng = np.random.default_rng(seed)
-    if rank == 3:
+    if rank == 4:
+        x = random_input(rng, (n, f + 1, f + 2, 2))
+    elif rank == 3:
         x = random_input(rng, (n, f, f + 1))
     else:
         x = random_input(rng, (n, f))
     layer = factory()
+    if name == "BatchNormalization" and training and x.size // x.shape[-1] == 1:
+        x = np.concatenate([x, x[::-1] + 0.5])    # training statistics need two values per channel
     errors = snn.gradcheck(layer, x, training=training, seed=seed)
     layer_name = f"{layer.kind}_0"
     assert_gradients_match(errors, {"input"} | {f"{layer_name}.{p}" for p in param_names})

@@ -178,3 +178,14 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "identity": Identity, "linear": Identity, "sigmoid": Sigmoid, "tanh": Tanh,
     "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "gelu": GELU, "softmax": Softmax,
 }
+
+
+def get_activation(name: Optional[str]) -> tuple[Optional[str], Optional[Layer]]:
+    """``(name, layer)`` of a layer's ``activation=`` argument: an activation's name
+    (any case) as its lower-case key of ``ACTIVATIONS`` and a new instance, or
+    ``(None, None)``."""
+    if name is None:
+        return None, None
+    if not (isinstance(name, str) and name.lower() in ACTIVATIONS):
+        raise ValueError(f"activation must be None or one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return name.lower(), ACTIVATIONS[name.lower()]()

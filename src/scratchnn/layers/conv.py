@@ -22,6 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .._validation import check_bool, check_positive_int, describe
 from ..initializers import Initializer, get_initializer
+from .activations import get_activation
 from .base import Layer
 
 Pair = tuple[int, int]
@@ -160,6 +161,8 @@ class Conv2D(Layer):
             the odd zero after the data), or the zeros on each side, ``p`` or ``(ph, pw)``
             (PyTorch's ``padding=``).
         dilation: ``d`` or ``(dh, dw)``: spacing of the kernel's taps (default 1).
+        activation: an activation's name applied to the result (``"relu"``, as in
+            Keras), or None (default); its derivative is applied to ``g`` first.
         use_bias: add ``b`` (default True).
         kernel_initializer: default ``"he_uniform"`` (fans ``kh*kw*C`` and ``kh*kw*F``).
         bias_initializer: default ``"zeros"``.
@@ -168,7 +171,7 @@ class Conv2D(Layer):
     initializer_arguments = {"W": "kernel_initializer", "b": "bias_initializer"}
 
     def __init__(self, filters: int, kernel_size, stride=1, padding="valid", dilation=1, *,
-                 use_bias: bool = True, kernel_initializer: Union[str, Initializer] = "he_uniform",
+                 activation: Optional[str] = None, use_bias: bool = True, kernel_initializer: Union[str, Initializer] = "he_uniform",
                  bias_initializer: Union[str, Initializer] = "zeros",
                  name: Optional[str] = None) -> None:
         super().__init__(name)
@@ -177,6 +180,7 @@ class Conv2D(Layer):
         self.stride = as_pair(stride, "stride")
         self.padding = as_padding(padding)
         self.dilation = as_pair(dilation, "dilation")
+        self.activation, self._activation = get_activation(activation)
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -209,10 +213,13 @@ class Conv2D(Layer):
         if self.use_bias:
             y += self.b
         self._cache = (patches, x.shape, xp.shape)
-        return y.reshape(len(x), *self._out, self.filters)
+        y = y.reshape(len(x), *self._out, self.filters)
+        return y if self._activation is None else self._activation.forward(y, training)
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
         patches, x_shape, xp_shape = self._saved()
+        if self._activation is not None:
+            grad_out = self._activation.backward(grad_out)
         g = grad_out.reshape(-1, self.filters)
         np.matmul(patches.T, g, out=self.dW.reshape(-1, self.filters))
         if self.use_bias:
@@ -231,6 +238,8 @@ class Conv2D(Layer):
                   "stride": list(self.stride),
                   "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
                   "dilation": list(self.dilation), "use_bias": self.use_bias, "name": self.name}
+        if self.activation is not None:
+            config["activation"] = self.activation
         for key in ("kernel_initializer", "bias_initializer"):
             value = getattr(self, key)
             if isinstance(value, str):

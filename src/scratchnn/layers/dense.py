@@ -8,7 +8,7 @@ import numpy as np
 
 from ..initializers import Initializer, get_initializer
 from .._validation import check_bool, check_positive_int
-from .activations import ACTIVATIONS
+from .activations import get_activation
 from .base import Layer
 
 
@@ -45,10 +45,7 @@ class Dense(Layer):
                  bias_initializer: Union[str, Initializer] = "zeros",
                  name: Optional[str] = None) -> None:
         super().__init__(name)
-        if activation is not None and not (isinstance(activation, str) and activation.lower() in ACTIVATIONS):
-            raise ValueError(f"activation must be None or one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.activation = None if activation is None else activation.lower()
-        self._activation = None if activation is None else ACTIVATIONS[self.activation]()
+        self.activation, self._activation = get_activation(activation)
         self.units = check_positive_int(units, "units")
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = kernel_initializer

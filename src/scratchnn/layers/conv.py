@@ -20,7 +20,7 @@ from typing import Optional, Union
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._validation import check_bool, check_positive_int, describe
+from .._validation import INT_MAX, check_bool, check_positive_int, describe
 from ..initializers import Initializer, get_initializer
 from .activations import get_activation
 from .base import Layer
@@ -29,12 +29,12 @@ Pair = tuple[int, int]
 
 
 def as_pair(value, argument: str, minimum: int = 1) -> Pair:
-    """``3`` or ``(3, 3)`` as ``(3, 3)``: integers of at least ``minimum``."""
+    """``3`` or ``(3, 3)`` as ``(3, 3)``: integers from ``minimum`` to NumPy's largest index."""
     items = value if isinstance(value, (tuple, list)) else (value,) * 2
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                  and v >= minimum for v in items):
-        raise ValueError(f"{argument} must be an integer >= {minimum} or a pair (height, width) of "
-                         f"them, got {describe(value)}")
+    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+                                  and minimum <= v <= INT_MAX for v in items):
+        raise ValueError(f"{argument} must be an integer >= {minimum} (up to {INT_MAX}) or a pair "
+                         f"(height, width) of them, got {describe(value)}")
     return int(items[0]), int(items[1])
 
 
@@ -48,10 +48,17 @@ def as_padding(value, argument: str = "padding") -> Union[str, Pair]:
     return as_pair(value, argument, minimum=0)
 
 
+#: the most values a padded image (one sample) may have: 2**60, so that a float64 array
+#: of them stays within NumPy's largest size in bytes
+MAX_PADDED_VALUES = 2 ** 60
+
+
 def spatial_plan(layer: Layer, input_shape: tuple, kernel: Pair, stride: Pair, dilation: Pair,
-                 padding: Union[str, Pair]) -> tuple[Pair, Pair, Pair]:
+                 padding: Union[str, Pair], window: str = "kernel_size") -> tuple[Pair, Pair, Pair]:
     """``(output size, pad before, pad after)`` per spatial axis of a sliding window
-    over samples ``(H, W, C)``; an error naming the layer when no window fits.
+    over samples ``(H, W, C)``; an error naming the layer and the argument ``window``
+    (``kernel_size``, ``pool_size``) when no window fits, or ``padding`` when the
+    padded image would be more than ``MAX_PADDED_VALUES`` (nothing is allocated here).
 
     ``"same"`` pads so that the output has ``ceil(size / stride)`` positions, the
     extra zero (if any) after the data, as Keras and ONNX's ``SAME_UPPER`` do."""
@@ -70,11 +77,18 @@ def spatial_plan(layer: Layer, input_shape: tuple, kernel: Pair, stride: Pair, d
             low = high = 0 if padding == "valid" else padding[axis]
         n = (size + low + high - span) // stride[axis] + 1
         if n < 1:
-            raise ValueError(f"{type(layer).__name__}: a window of {span} pixels (kernel {kernel}, "
-                             f"dilation {dilation}) does not fit in images of shape "
+            raise ValueError(f"{type(layer).__name__}: a window of {describe(span)} pixels ({window} "
+                             f"{kernel}, dilation {dilation}) does not fit in images of shape "
                              f"{tuple(input_shape)} with padding {padding!r}; use smaller windows "
                              "or padding='same'")
         out.append(n), before.append(low), after.append(high)
+    padded_shape = tuple(s + b + a for s, b, a in zip(input_shape[:2], before, after))
+    if math.prod(padded_shape) * input_shape[2] > MAX_PADDED_VALUES:
+        raise ValueError(f"{type(layer).__name__}: padding {padding!r} with {window} {kernel} and "
+                         f"dilation {dilation} pads images of shape {tuple(input_shape)} to "
+                         f"{describe(padded_shape[0])} x {describe(padded_shape[1])} pixels, more than "
+                         f"the {MAX_PADDED_VALUES} values an image may have; use less padding or "
+                         "smaller windows")
     return tuple(out), tuple(before), tuple(after)
 
 

@@ -32,7 +32,8 @@ class _Pool2D(Layer):
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         self._out, self._before, self._after = spatial_plan(
-            self, input_shape, self.pool_size, self.stride, (1, 1), self.padding)
+            self, input_shape, self.pool_size, self.stride, (1, 1), self.padding, "pool_size")
+        self._image_size = tuple(input_shape[:2])
         return (*self._out, input_shape[2])
 
     def _slices(self):
@@ -122,16 +123,17 @@ class AvgPool2D(_Pool2D):
         super().__init__(pool_size, stride, padding, name)
         self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
 
-    def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        shape = super().build(input_shape, rng)
+    @property
+    def _count(self):
+        """What each window's sum is divided by: ``kh*kw``, or the real pixels in each
+        window ``(Ho, Wo, 1)``: the window sums of an image of ones. Computed where it is
+        used, not in ``build``: a model file may declare any input shape, and loading it
+        must not allocate an image of that size."""
         kh, kw = self.pool_size
         if self.count_include_pad:
-            self._count = np.float64(kh * kw)
-        else:
-            # The real pixels in each window: the window sums of an image of ones.
-            ones = padded(np.ones((1, *input_shape[:2], 1)), self._before, self._after)
-            self._count = sum(ones[0, rows, cols] for _, rows, cols in self._slices())  # (Ho, Wo, 1)
-        return shape
+            return np.float64(kh * kw)
+        ones = padded(np.ones((1, *self._image_size, 1)), self._before, self._after)
+        return sum(ones[0, rows, cols] for _, rows, cols in self._slices())
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         xp = padded(x, self._before, self._after)

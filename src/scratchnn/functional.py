@@ -7,6 +7,8 @@ and nothing takes ``np.log`` of a value that could round to zero.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -128,3 +130,25 @@ def mean_absolute_difference(a: np.ndarray, b: np.ndarray) -> float:
     """``mean(|a - b|)`` for finite a and b of one shape, without overflow: twice the
     mean of ``|a/2 - b/2|``, which is at most the largest float."""
     return 2.0 * scaled_mean(np.abs(half_difference(a, b)))
+
+
+#: how many values a row of the wide view in ``sum_rows`` holds
+_WIDE_ROW = 1024
+
+
+def sum_rows(a: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``np.add.reduce(a, axis=0, out=out)`` of a 2-D array ``(m, C)``, faster for few
+    channels. NumPy adds such an array one row of C values at a time, and for
+    C = 32 the per-row overhead costs more than the additions; a C-contiguous ``a``
+    is instead viewed as rows of ``k * C`` values (k rows side by side), reduced,
+    and the k partial sums added up. Those are k separate accumulators too, so
+    float32 rounds less."""
+    m, c = a.shape
+    k = min(m, _WIDE_ROW // c)
+    if k < 2 or not a.flags.c_contiguous:
+        return np.add.reduce(a, axis=0, out=out)
+    full = m - m % k
+    partial = np.add.reduce(a[:full].reshape(-1, k * c), axis=0).reshape(k, c)
+    if full < m:
+        partial[:m - full] += a[full:]
+    return np.add.reduce(partial, axis=0, out=out)

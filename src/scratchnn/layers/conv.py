@@ -20,6 +20,7 @@ from typing import Optional, Union
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..functional import sum_rows
 from .._validation import INT_MAX, check_bool, check_positive_int, describe
 from ..initializers import Initializer, get_initializer
 from .activations import get_activation
@@ -237,7 +238,7 @@ class Conv2D(Layer):
         g = grad_out.reshape(-1, self.filters)
         np.matmul(patches.T, g, out=self.dW.reshape(-1, self.filters))
         if self.use_bias:
-            np.add.reduce(g, axis=0, out=self.db)
+            sum_rows(g, out=self.db)
         if not self.needs_input_grad:
             return None
         d_patches = (g @ self.W.reshape(-1, self.filters).T).reshape(

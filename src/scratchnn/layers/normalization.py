@@ -10,29 +10,8 @@ from typing import Optional, Union
 import numpy as np
 
 from .._validation import check_bool, check_number, describe
+from ..functional import sum_rows
 from .base import Layer
-
-
-#: how many values a row of the wide view in ``_sum_rows`` holds
-_WIDE_ROW = 1024
-
-
-def _sum_rows(a: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """``np.add.reduce(a, axis=0, out=out)`` of a 2-D array ``(m, C)``, faster for few
-    channels. NumPy adds such an array one row of C values at a time, and for
-    C = 32 the per-row overhead costs more than the additions; a C-contiguous ``a``
-    is instead viewed as rows of ``k * C`` values (k rows side by side), reduced,
-    and the k partial sums added up. Those are k separate accumulators too, so
-    float32 rounds less."""
-    m, c = a.shape
-    k = min(m, _WIDE_ROW // c)
-    if k < 2 or not a.flags.c_contiguous:
-        return np.add.reduce(a, axis=0, out=out)
-    full = m - m % k
-    partial = np.add.reduce(a[:full].reshape(-1, k * c), axis=0).reshape(k, c)
-    if full < m:
-        partial[:m - full] += a[full:]
-    return np.add.reduce(partial, axis=0, out=out)
 
 
 def _affine(xhat: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
@@ -127,11 +106,11 @@ class BatchNormalization(Layer):
                 f"channel in training, got a batch of {x.shape[0]} sample(s) of shape "
                 f"{tuple(x.shape[1:])}: use a batch size above 1 (the last batch of an epoch "
                 "may be the remainder)")
-        mean = _sum_rows(x2)
+        mean = sum_rows(x2)
         mean /= m
         xhat = np.subtract(x2, mean)            # x - mean, scaled into xhat below
         y = np.multiply(xhat, xhat)             # the squares; y's storage afterwards
-        var = _sum_rows(y)
+        var = sum_rows(y)
         var /= m
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat *= inv_std
@@ -150,18 +129,18 @@ class BatchNormalization(Layer):
         if not training:
             # saved is the input: y is an affine map of it.
             if self.center:
-                _sum_rows(g2, out=self.dbeta)
+                sum_rows(g2, out=self.dbeta)
             if self.scale:
                 product = np.subtract(saved, running_mean)
                 product *= g2                   # g * xhat / inv_std
-                _sum_rows(product, out=self.dgamma)
+                sum_rows(product, out=self.dgamma)
                 self.dgamma *= inv_std
             return (g2 * factor).reshape(grad_out.shape) if self.needs_input_grad else None
         xhat = saved
         m = g2.shape[0]
-        sum_g = _sum_rows(g2, out=self.dbeta if self.center else None)
+        sum_g = sum_rows(g2, out=self.dbeta if self.center else None)
         product = np.multiply(g2, xhat)
-        sum_gx = _sum_rows(product, out=self.dgamma if self.scale else None)
+        sum_gx = sum_rows(product, out=self.dgamma if self.scale else None)
         if not self.needs_input_grad:
             return None
         grad_in = np.subtract(g2, sum_g / m)

@@ -1,6 +1,9 @@
 """The scratchnn command."""
 
+import gzip
 import re
+import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -171,7 +174,9 @@ def test_help_of_every_command_is_complete(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for option in ("--hidden", "--activation", "--dropout", "--loss", "--optimizer", "--lr", "--epochs",
+    # the cnn recipe, layer by layer
+    assert "Conv2D(32, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2)" in " ".join(out.split())
+    for option in ("--model", "--hidden", "--activation", "--dropout", "--loss", "--optimizer", "--lr", "--epochs",
                    "--batch-size", "--validation-split", "--early-stopping", "--schedule", "--seed",
                    "--target", "--output", "--plots", "--verbose"):
         assert option in out
@@ -320,7 +325,8 @@ def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys):
     refused(["train", "moons", "--early-stopping", "5", "--validation-split", "0"], capsys,
             "without a validation split")
     refused(["train", "xor", "--target", "y"], capsys, "--target applies to CSV files only, not to xor")
-    refused(["train", "xor", "--samples", "10"], capsys, "--samples applies to spirals and moons only")
+    refused(["train", "xor", "--samples", "10"], capsys,
+            "--samples applies to spirals, moons and fashion-mnist only")
     refused(["train", "moons", "--data-dir", tmp_path], capsys, "--data-dir applies to fashion-mnist only")
     refused(["train", "moons", "--task", "regression"], capsys, "--task applies to CSV files only")
     refused(["train", data, "--target", "nope"], capsys, "target column 'nope' not found")
@@ -509,3 +515,160 @@ def test_a_plot_folder_that_cannot_be_created_is_found_before_training(capsys):
     refused(["train", "xor", "--plots", "/proc/scratchnn-plots"], capsys,
             "--plots '/proc/scratchnn-plots': cannot create it in '/proc'")
     refused(["train", "xor", "-o", "/proc/m.npz"], capsys, "--output '/proc/m.npz': cannot create files")
+
+
+# ------------------------------------------------------------- fashion-mnist, --model cnn
+REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+CNN_LAYERS = ["Conv2D", "BatchNormalization", "ReLU", "MaxPool2D"] * 2 + \
+             ["Flatten", "Dense", "ReLU", "Dropout", "Dense"]
+
+
+def write_idx_gz(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0))
+
+
+@pytest.fixture(scope="module")
+def small_fashion(tmp_path_factory):
+    """A --data-dir of the first 600 training and 200 test images of the real Fashion-MNIST,
+    so that training, evaluating and plotting a CNN take seconds; and its test images."""
+    from scratchnn.datasets import fashion_mnist as fm
+    if not all((REAL_DIR / name).is_file() for name in fm.FILES):
+        pytest.skip(f"Fashion-MNIST not installed in {REAL_DIR} (apt-get install dataset-fashion-mnist)")
+    X_train, y_train, X_test, y_test = fm.load_fashion_mnist(REAL_DIR, flatten=False,
+                                                             normalize=False, download=False)
+    directory = tmp_path_factory.mktemp("fashion")
+    for name, array in ((fm.TRAIN_IMAGES, X_train[:600]), (fm.TRAIN_LABELS, y_train[:600]),
+                        (fm.TEST_IMAGES, X_test[:200]), (fm.TEST_LABELS, y_test[:200])):
+        write_idx_gz(directory / name, array)
+    return directory, (X_test[:200, :, :, None] / np.float32(255), y_test[:200])
+
+
+def write_pixel_rows(path, images):
+    """A CSV of one row of 784 pixels per image, as `predict` reads images."""
+    rows = images.reshape(len(images), -1)
+    np.savetxt(path, rows, delimiter=",", fmt="%.9g", comments="",
+               header=",".join(f"pixel{i}" for i in range(rows.shape[1])))
+
+
+def test_cnn_trains_saves_and_the_saved_model_evaluates_predicts_and_shows_info(
+        small_fashion, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import scratchnn as snn
+    from scratchnn.datasets import CLASS_NAMES
+    directory, (X_test, y_test) = small_fashion
+    model_path, plots = tmp_path / "cnn.npz", tmp_path / "plots"
+    assert main(["train", "fashion-mnist", "--model", "cnn", "--data-dir", str(directory),
+                 "--epochs", "1", "--verbose", "0", "-o", str(model_path), "--plots", str(plots)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("fashion-mnist: 540 training, 60 validation and 200 test samples; CNN 28x28x1: "
+                      "conv3x3 32, batchnorm, relu, maxpool 2, conv3x3 64, batchnorm, relu, maxpool 2, "
+                      "flatten, dense 128, relu, dropout 0.3, dense 10, cross_entropy, adam lr 0.001, "
+                      "1 epoch, batch 128")
+    assert re.fullmatch(r"trained 1 epoch in \d+\.\d s", out[1])
+    test_line = out[2]
+    assert re.fullmatch(r"test loss [\d.]+  test accuracy [\d.]+", test_line)
+    accuracy = numbers_in(test_line)[1]
+    assert accuracy > 0.3                       # 5 steps of Adam; chance is 0.1
+    assert out[3] == f"saved {model_path}"
+    assert out[4:] == [f"plot {plots / name}" for name in
+                       ("history.png", "confusion_matrix.png", "predictions.png", "filters.png")]
+    for name in ("filters.png", "predictions.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the file holds the CNN, which takes images; its predictions are the accuracy printed
+    model = snn.load(model_path)
+    assert model.input_shape == (28, 28, 1)
+    assert [type(layer).__name__ for layer in model.layers] == CNN_LAYERS
+    assert model.metadata["settings"]["model"] == "cnn" and model.metadata["settings"]["epochs"] == 1
+    predicted = model.predict(X_test)
+    assert round(float(np.mean(predicted == np.asarray(CLASS_NAMES)[y_test])), 4) == accuracy
+
+    # evaluate loads the test images as the model takes them, and finds the same figures
+    assert main(["evaluate", str(model_path), "fashion-mnist", "--data-dir", str(directory)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["fashion-mnist: 200 samples",
+                                                    test_line.replace("test ", "")]
+
+    # predict reads one row of 784 pixels per image
+    write_pixel_rows(tmp_path / "images.csv", X_test[:6])
+    assert main(["predict", str(model_path), str(tmp_path / "images.csv")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "prediction," + ",".join(f"p_{name}" for name in CLASS_NAMES)
+    assert [row.split(",")[0] for row in table[1:]] == predicted[:6].tolist()
+    np.testing.assert_allclose([[float(v) for v in row.split(",")[1:]] for row in table[1:]],
+                               model.predict_proba(X_test[:6]), atol=2e-6)
+    np.savetxt(tmp_path / "short.csv", np.zeros((2, 5)), delimiter=",", header="a,b,c,d,e",
+               comments="")
+    refused(["predict", model_path, tmp_path / "short.csv"], capsys, "has 5 values per sample, but "
+            "the model takes samples of shape (28, 28, 1) (784 values, read row by row)")
+
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "input (None, 28, 28, 1)" in out and "(None, 28, 28, 32)" in out
+    assert "conv2d_0 (Conv2D)" in out and "dataset: fashion-mnist" in out
+    assert f"Total params: {model.count_params():,}" in out
+    # 3x3 kernels of 1 and of 32 channels, Dense 3136-128 and 128-10, batch norms' scale and shift
+    assert model.count_params() == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 128 + 128) + \
+        (128 * 10 + 10) + sum(p.size for name, p in model.named_parameters() if "batch" in name)
+
+
+def test_mlp_on_a_sample_of_fashion_mnist_plots_its_predictions_as_images(small_fashion, tmp_path,
+                                                                           capsys):
+    pytest.importorskip("matplotlib")
+    directory, _ = small_fashion
+    plots = tmp_path / "plots"
+    assert main(["train", "fashion-mnist", "--samples", "300", "--data-dir", str(directory),
+                 "--epochs", "2", "--verbose", "0", "--plots", str(plots)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # --samples 300 of 600 training images: 300 of them, and half of the 200 test images
+    assert out[0].startswith("fashion-mnist: 270 training, 30 validation and 100 test samples; "
+                             "MLP 784-512-256-10, relu")
+    assert f"plot {plots / 'predictions.png'}" in out and "filters.png" not in " ".join(out)
+    assert sorted(path.name for path in plots.iterdir()) == ["confusion_matrix.png", "history.png",
+                                                             "predictions.png"]
+
+
+def test_samples_of_fashion_mnist_are_stratified_and_follow_the_seed():
+    from scratchnn.cli import _fashion_subset
+    y_train, y_test = np.arange(600) % 10, np.arange(120) % 10
+    X_train, X_test = np.arange(600)[:, None] * 1.0, np.arange(120)[:, None] * 1.0
+    X, y, Xt, yt = _fashion_subset(X_train, y_train, X_test, y_test, 100, seed=3)
+    assert X.shape == (100, 1) and Xt.shape == (20, 1)           # 100 / 600 of 120 test samples
+    np.testing.assert_array_equal(np.bincount(y), np.full(10, 10))
+    np.testing.assert_array_equal(np.bincount(yt), np.full(10, 2))
+    np.testing.assert_array_equal(y_train[X[:, 0].astype(int)], y)  # images keep their labels
+    assert np.all(np.diff(X[:, 0]) > 0)                             # in the files' order
+    again = _fashion_subset(X_train, y_train, X_test, y_test, 100, seed=3)
+    other = _fashion_subset(X_train, y_train, X_test, y_test, 100, seed=4)
+    np.testing.assert_array_equal(again[0], X)
+    assert not np.array_equal(other[0], X)
+    # all of them: the arrays themselves
+    everything = _fashion_subset(X_train, y_train, X_test, y_test, 600, seed=3)
+    assert everything[0] is X_train and everything[2] is X_test
+
+
+def test_model_cnn_options_are_checked_before_any_data_is_loaded(tmp_path, capsys):
+    data = write_regression(tmp_path / "reg.csv")
+    refused(["train", "xor", "--model", "cnn"], capsys,
+            "--model cnn applies to fashion-mnist only (images), not to xor")
+    refused(["train", "moons", "--model", "cnn", "--samples", "50"], capsys, "not to moons")
+    refused(["train", data, "--target", "target", "--model", "cnn"], capsys,
+            f"not to the CSV file '{data}'")
+    # the data directory is never looked at: these come first
+    refused(["train", "fashion-mnist", "--model", "cnn", "--hidden", "64", "--data-dir", tmp_path],
+            capsys, "--hidden applies to --model mlp only; the layers of --model cnn are fixed")
+    refused(["train", "fashion-mnist", "--model", "cnn", "--activation", "tanh"], capsys,
+            "--activation applies to --model mlp only")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "fashion-mnist", "--model", "rnn"])
+    assert exit_info.value.code == 2
+    assert "argument --model: invalid choice: 'rnn' (choose from" in capsys.readouterr().err
+    # --model mlp is what every data set trains anyway
+    assert main(["train", "moons", "--model", "mlp", "--epochs", "1", "--verbose", "0"]) == 0
+    assert "MLP 2-16-16-2" in capsys.readouterr().out
+
+
+def test_samples_beyond_the_fashion_mnist_files_are_refused(small_fashion, capsys):
+    directory, _ = small_fashion
+    refused(["train", "fashion-mnist", "--data-dir", directory, "--samples", "601"], capsys,
+            "--samples must be at most 600 for fashion-mnist (its training images), got 601")

@@ -11,8 +11,9 @@ matplotlib = pytest.importorskip("matplotlib")
 
 import scratchnn as snn  # noqa: E402
 from scratchnn.plots import (_pyplot, confusion_matrix, confusion_matrix_figure,  # noqa: E402
-                             decision_boundary_figure, history_figure, plot_confusion_matrix,
-                             plot_decision_boundary, plot_history)
+                             decision_boundary_figure, filters_figure, history_figure,
+                             plot_confusion_matrix, plot_decision_boundary, plot_filters,
+                             plot_history, plot_predictions, predictions_figure)
 
 plt = _pyplot()
 
@@ -337,6 +338,179 @@ def test_decision_boundary_rejects_other_bad_arguments(trained, tmp_path):
     regression.fit(X, y.astype(float), loss="mse", epochs=1)
     with pytest.raises(ValueError, match="model must be a classifier"):
         plot_decision_boundary(regression, X, y, path)
+
+
+# ------------------------------------------------------------------ conv filters
+@pytest.fixture
+def figure_of():
+    """``figure_of(make, *args)``: call a *_figure function and close its figure after the test."""
+    made = []
+
+    def make_figure(make, *args, **kwargs):
+        made.append(make(*args, **kwargs))
+        return made[-1]
+    yield make_figure
+    for fig in made:
+        plt.close(fig)
+
+
+def filter_axes(fig):
+    """The filter panels (they hold an image and a title), without the colorbar."""
+    return [ax for ax in fig.axes if ax.images and ax.get_title()]
+
+
+def test_filters_figure_draws_each_filter_on_its_own_symmetric_scale(figure_of):
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(3, 3, 1, 12))
+    W[..., 5] *= 100                       # a filter of large weights keeps its own contrast
+    W[..., 7] = 0                          # an all-zero filter is mid-gray, not NaN
+    fig = figure_of(filters_figure, W)
+    panels = filter_axes(fig)
+    assert len(panels) == 12 and len(fig.axes) == 13         # 12 filters and the colorbar
+    for i, ax in enumerate(panels):
+        shown = np.asarray(ax.images[0].get_array())
+        scale = np.abs(W[..., 0, i]).max()
+        np.testing.assert_allclose(shown, W[..., 0, i] / (scale if scale else 1.0))
+        assert ax.images[0].get_clim() == (-1.0, 1.0)          # symmetric: 0 is mid-gray
+        assert ax.get_title() == f"{i}: ±{scale:.2g}"
+    assert np.abs(np.asarray(panels[5].images[0].get_array())).max() == 1.0
+    assert np.all(np.asarray(panels[7].images[0].get_array()) == 0)
+    assert panels[7].get_title() == "7: ±0"
+    colorbar = next(ax for ax in fig.axes if ax not in panels)
+    assert "max |w|" in colorbar.get_ylabel()
+    assert fig._suptitle.get_text() == "kernel: 12 filters (3x3); each scaled to its own max |w|"
+
+
+def test_filters_figure_channels_and_the_first_filters(figure_of):
+    W = np.random.default_rng(1).normal(size=(5, 3, 4, 20))
+    fig = figure_of(filters_figure, W, max_filters=8)
+    panels = filter_axes(fig)
+    assert len(panels) == 8
+    mean = W[..., 3].mean(axis=2)
+    np.testing.assert_allclose(panels[3].images[0].get_array(), mean / np.abs(mean).max())
+    assert panels[0].images[0].get_array().shape == (5, 3)
+    assert "the first 8 of 20 filters (5x3, mean over 4 input channels)" in fig._suptitle.get_text()
+    fig = figure_of(filters_figure, W, channel=2, title="mine")
+    panels = filter_axes(fig)
+    assert len(panels) == 20 and fig._suptitle.get_text() == "mine"
+    np.testing.assert_allclose(panels[19].images[0].get_array(),
+                               W[:, :, 2, 19] / np.abs(W[:, :, 2, 19]).max())
+
+
+def test_filters_of_a_model_are_those_of_its_first_conv2d(figure_of, tmp_path):
+    model = snn.Sequential([snn.Conv2D(6, 3), snn.ReLU(), snn.Conv2D(4, 3), snn.Flatten(),
+                            snn.Dense(2)], seed=0, input_shape=(8, 8, 2))
+    first = model.layers[0]
+    for source in (model, first):
+        fig = figure_of(filters_figure, source, channel=1)
+        panels = filter_axes(fig)
+        assert len(panels) == 6
+        np.testing.assert_allclose(panels[2].images[0].get_array(),
+                                   first.W[:, :, 1, 2] / np.abs(first.W[:, :, 1, 2]).max(),
+                                   rtol=1e-6)
+        assert fig._suptitle.get_text().startswith(f"{first.name} (Conv2D): 6 filters (3x3, "
+                                                   "input channel 1 of 2)")
+    check_png(plot_filters(model, tmp_path / "filters.png"))
+
+
+@pytest.mark.parametrize("source, kwargs, error, match", [
+    (None, {}, ValueError, "model_or_kernel is required"),
+    (np.zeros((3, 3, 4)), {}, ValueError, r"shape \(kernel_height, kernel_width, in_channels, "
+                                          r"filters\), as Conv2D.W, got shape \(3, 3, 4\)"),
+    (np.zeros((3, 3, 1, 0)), {}, ValueError, "got shape"),
+    (np.full((3, 3, 1, 2), np.nan), {}, ValueError, "NaN or infinity"),
+    (np.full((3, 3, 1, 2), "a"), {}, TypeError, "must hold numbers"),
+    (np.zeros((3, 3, 2, 2)), {"channel": 2}, ValueError, r"channel must be in \[0, 2\)"),
+    (np.zeros((3, 3, 2, 2)), {"channel": "max"}, ValueError, "channel must be 'mean' or"),
+    (np.zeros((3, 3, 2, 2)), {"channel": 1.0}, TypeError, "channel must be 'mean' or an int"),
+    (np.zeros((3, 3, 2, 2)), {"channel": True}, TypeError, "channel must be 'mean' or an int"),
+    (np.zeros((3, 3, 2, 2)), {"max_filters": 0}, ValueError, "max_filters"),
+])
+def test_plot_filters_rejects_bad_arguments(source, kwargs, error, match, tmp_path):
+    with pytest.raises(error, match=match):
+        plot_filters(source, tmp_path / "f.png", **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_plot_filters_needs_a_built_conv2d(trained, tmp_path):
+    model = trained[0]
+    with pytest.raises(ValueError, match=r"has no Conv2D layer \(its layers: Dense, Tanh, Dense\)"):
+        plot_filters(model, tmp_path / "f.png")
+    with pytest.raises(ValueError, match="not built yet"):
+        plot_filters(snn.Sequential([snn.Conv2D(4, 3)]), tmp_path / "f.png")
+    with pytest.raises(TypeError, match="got a Dense layer"):
+        plot_filters(model.layers[0], tmp_path / "f.png")
+    with pytest.raises(ValueError, match=r"\.png"):
+        plot_filters(np.ones((3, 3, 1, 2)), tmp_path / "f.jpg")
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------ predictions
+def digits(n, seed=0, shape=(6, 5)):
+    return np.random.default_rng(seed).random((n, *shape))
+
+
+def test_predictions_figure_titles_each_image_and_marks_mistakes_in_red(figure_of):
+    names = ["zero", "one", "two", "three"]
+    y_true = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3])
+    y_pred = np.array([0, 1, 3, 3, 0, 2, 2, 3, 0, 1, 2, 0])     # mistakes at 2, 5 and 11
+    images = digits(12)
+    fig = figure_of(predictions_figure, images, y_true, y_pred, class_names=names, n_rows=2,
+                    n_cols=4)
+    assert len(fig.axes) == 8                                  # the first 2 x 4 images
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["zero", "one", "three (two)", "three", "zero", "two (one)", "two", "three"]
+    colors = [matplotlib.colors.to_hex(ax.title.get_color()) for ax in fig.axes]
+    assert colors == ["#000000"] * 2 + ["#ff0000"] + ["#000000"] * 2 + ["#ff0000"] + ["#000000"] * 2
+    for i, ax in enumerate(fig.axes):
+        np.testing.assert_array_equal(ax.images[0].get_array(), images[i])
+        assert ax.images[0].get_clim() == (images[:8].min(), images[:8].max())   # one scale
+    assert fig._suptitle.get_text() == ("predictions for the first 8 images: 2 wrong, in red as "
+                                        "predicted (true)")
+
+
+def test_predictions_figure_layouts_and_labels(figure_of):
+    # (N, H, W, 1) images, fewer than the grid holds: one row of 3; labels are the names
+    images = digits(3)[..., None]
+    fig = figure_of(predictions_figure, images, ["cat", "dog", "dog"], ["cat", "cat", "dog"])
+    assert [ax.get_title() for ax in fig.axes] == ["cat", "cat (dog)", "dog"]
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), images[1, ..., 0])
+    # RGB images, integer labels without names
+    rgb = digits(10, shape=(4, 4, 3)) * 255
+    fig = figure_of(predictions_figure, rgb, np.arange(10) % 3, np.zeros(10, int), n_cols=4,
+                    title="colour")
+    assert len(fig.axes) == 10 and fig._suptitle.get_text() == "colour"
+    assert fig.axes[4].get_title() == "0 (1)"
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    assert shown.shape == (4, 4, 3) and shown.min() >= 0 and shown.max() <= 1
+
+
+def test_plot_predictions_writes_png(tmp_path):
+    y = np.arange(12) % 10
+    path = plot_predictions(digits(12, shape=(28, 28)), y, (y + (y == 3)) % 10, tmp_path / "p.png",
+                            class_names=[f"class {i}" for i in range(10)], n_rows=3, n_cols=4)
+    check_png(path)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"images": None}, ValueError, "images is required"),
+    ({"images": np.zeros((4, 784))}, ValueError, r"rows of shape \(4, 784\); reshape them first"),
+    ({"images": np.zeros((4, 5, 5, 2))}, ValueError, "1 or 3 channels"),
+    ({"images": np.zeros((4,))}, ValueError, "images must be"),
+    ({"images": np.full((4, 5, 5), np.inf)}, ValueError, "images contains NaN or infinity"),
+    ({"images": np.full((4, 5, 5), "x")}, TypeError, "images must be numeric"),
+    ({"images": np.zeros((3, 5, 5))}, ValueError, "y_true has 4 samples but images has 3"),
+    ({"y_pred": [0, 1, 1]}, ValueError, "y_pred has 3 samples but y_true has 4"),
+    ({"y_true": [0, 1, 1, 9], "class_names": ["a", "b"]}, ValueError, "y_true holds the label 9"),
+    ({"n_rows": 0}, ValueError, "n_rows"),
+    ({"n_cols": 2.5}, ValueError, "n_cols must be a positive integer"),
+])
+def test_plot_predictions_rejects_bad_arguments(kwargs, error, match, tmp_path):
+    arguments = {"images": np.zeros((4, 5, 5)), "y_true": [0, 1, 1, 0], "y_pred": [0, 1, 0, 0],
+                 **kwargs}
+    with pytest.raises(error, match=match):
+        plot_predictions(path=tmp_path / "p.png", **arguments)
+    assert not any(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------- optional dependency

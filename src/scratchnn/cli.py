@@ -25,6 +25,7 @@ import argparse
 import csv
 import difflib
 import json
+import math
 import os
 import stat
 import sys
@@ -43,7 +44,8 @@ from .datasets.generated import MAX_SAMPLES
 from .datasets import fashion_mnist
 from .datasets.fashion_mnist import CLASS_NAMES, DatasetNotFoundError
 from .io import load
-from .layers import ACTIVATIONS, Dense, Dropout, Sigmoid
+from .layers import (ACTIVATIONS, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer,
+                     MaxPool2D, ReLU, Sigmoid)
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
@@ -71,6 +73,34 @@ PRESETS: dict[str, dict] = {
                 schedule="none", init=None),
 }
 
+#: ``--model cnn`` (fashion-mnist only): the training settings, each the default of its
+#: option, and ``cnn_layers`` below are the whole recipe. Tune it here.
+CNN_PRESET: dict = dict(dropout=0.3, optimizer="adam", lr=1e-3, epochs=15, batch_size=128,
+                        validation_split=0.1, early_stopping=0, schedule="none", init=None)
+
+
+def cnn_layers(n_outputs: int, dropout: float) -> list[Layer]:
+    """The network of ``--model cnn`` for (28, 28, 1) images, channels last: two blocks
+    of 3x3 convolution (32, then 64 filters, "same" padding), batch normalization, ReLU
+    and 2x2 max pooling (28x28 -> 14x14 -> 7x7), then Dense(128), ReLU, Dropout and the
+    output layer. ``--dropout`` sets the rate (0 leaves the Dropout layer out)."""
+    layers: list[Layer] = []
+    for filters in (32, 64):
+        layers += [Conv2D(filters, 3, padding="same"), BatchNormalization(), ReLU(), MaxPool2D(2)]
+    layers += [Flatten(), Dense(128, kernel_initializer="he_uniform"), ReLU()]
+    if dropout:
+        layers.append(Dropout(dropout))
+    return layers + [Dense(n_outputs)]
+
+
+#: ``cnn_layers`` as ``--help`` shows them: keep the two together.
+CNN_LAYERS_HELP = ("Conv2D(32, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2), "
+                   "Conv2D(64, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2), "
+                   "Flatten, Dense(128), ReLU, Dropout, Dense(10)")
+
+#: Where ``--model cnn`` applies: data sets of images.
+CNN_DATASETS = ("fashion-mnist",)
+
 #: The --loss choices each task accepts, and the loss each trains with.
 LOSSES = {
     "binary": {"bce": "binary_cross_entropy", "mse": "mse"},                 # xor
@@ -83,7 +113,11 @@ DEFAULT_LOSS = {"binary": "binary_cross_entropy", "classification": "cross_entro
 #: The largest layer size --hidden accepts: products of two sizes stay within int64.
 MAX_UNITS = 2**31 - 1
 
-PLOT_FILES = ("history.png", "confusion_matrix.png", "decision_boundary.png")
+PLOT_FILES = ("history.png", "confusion_matrix.png", "decision_boundary.png", "filters.png",
+              "predictions.png")
+
+#: Test images shown in predictions.png: a grid of rows x columns.
+PREDICTION_GRID = (5, 8)
 
 
 class CLIError(Exception):
@@ -110,6 +144,7 @@ class Data:
     feature_names: Optional[list] = None
     target: Optional[str] = None
     scaler: Optional[StandardScaler] = None
+    image_shape: Optional[tuple] = None         # (height, width) of image data, rows or not
 
     @property
     def evaluated_on(self) -> str:
@@ -150,15 +185,25 @@ def _dataset_kind(name: str) -> str:
 
 
 def _check_options_apply(args: argparse.Namespace, kind: str) -> None:
-    """Refuse the options that would be silently ignored for this data set."""
-    where = {"--target": ("target", ("csv",)), "--samples": ("samples", ("spirals", "moons")),
+    """Refuse the options that would be silently ignored for this data set (or model)."""
+    where = {"--target": ("target", ("csv",)),
+             "--samples": ("samples", ("spirals", "moons", "fashion-mnist")),
              "--data-dir": ("data_dir", ("fashion-mnist",))}
     for option, (key, kinds) in where.items():
         if getattr(args, key, None) is not None and kind not in kinds:
-            applies = "CSV files" if kinds == ("csv",) else " and ".join(kinds)
+            applies = ("CSV files" if kinds == ("csv",) else
+                       " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds))
             raise CLIError(f"{option} applies to {applies} only, not to {_shown(args.dataset, kind)}")
     if getattr(args, "task", "auto") != "auto" and kind != "csv":
         raise CLIError(f"--task applies to CSV files only, not to {_shown(args.dataset, kind)}")
+    if getattr(args, "model", None) == "cnn":
+        if kind not in CNN_DATASETS:
+            raise CLIError(f"--model cnn applies to {', '.join(CNN_DATASETS)} only (images), not to "
+                           f"{_shown(args.dataset, kind)}")
+        for option, key in (("--hidden", "hidden"), ("--activation", "activation")):
+            if getattr(args, key) is not None:
+                raise CLIError(f"{option} applies to --model mlp only; the layers of --model cnn "
+                               "are fixed (see 'scratchnn train --help')")
 
 
 def _check_data_dir(directory: Optional[str]) -> None:
@@ -203,9 +248,14 @@ def load_training_data(args: argparse.Namespace) -> Data:
         return Data(name, scaler.transform(X_train), y_train, scaler.transform(X_test), y_test,
                     "classification", k, class_names=[str(i) for i in range(k)], scaler=scaler)
     if name == "fashion-mnist":
-        X_train, y_train, X_test, y_test = datasets.load_fashion_mnist(args.data_dir)
+        # the CNN takes images (N, 28, 28, 1), the MLP rows (N, 784)
+        X_train, y_train, X_test, y_test = datasets.load_fashion_mnist(
+            args.data_dir, images=args.model == "cnn")
+        if args.samples is not None:
+            X_train, y_train, X_test, y_test = _fashion_subset(X_train, y_train, X_test, y_test,
+                                                               args.samples, args.seed)
         return Data(name, X_train, y_train, X_test, y_test, "classification", 10,
-                    class_names=list(CLASS_NAMES), classes=list(CLASS_NAMES))
+                    class_names=list(CLASS_NAMES), classes=list(CLASS_NAMES), image_shape=(28, 28))
     if not args.target:
         raise CLIError(f"training on the CSV file {name!r} needs --target COLUMN")
     table = datasets.load_csv(name, args.target)
@@ -227,6 +277,24 @@ def load_training_data(args: argparse.Namespace) -> Data:
                 scaler.transform(X_test), y_test, task,
                 len(classes) if classes else 1, class_names=[str(c) for c in classes] if classes else None,
                 classes=classes, feature_names=table.feature_names, target=args.target, scaler=scaler)
+
+
+def _fashion_subset(X_train, y_train, X_test, y_test, samples: int, seed: int):
+    """``--samples N`` of fashion-mnist: N training images and the same fraction of the
+    test images (at least one), each a stratified random sample drawn with ``seed``."""
+    if samples > len(X_train):
+        raise CLIError(f"--samples must be at most {len(X_train):,} for fashion-mnist (its "
+                       f"training images), got {samples:,}")
+    n_test = max(1, round(samples * len(X_test) / len(X_train)))
+    parts = []
+    for X, y, n in ((X_train, y_train, samples), (X_test, y_test, n_test)):
+        if n < len(X):
+            # a sample of the indices, not of the images: no copy of the 47 MB not kept
+            _, keep, _, _ = train_test_split(np.arange(len(X)), y, test_size=n, stratify=True,
+                                             seed=seed)
+            X, y = X[np.sort(keep)], y[np.sort(keep)]
+        parts += [X, y]
+    return tuple(parts)
 
 
 # ====================================================================== outputs
@@ -300,12 +368,16 @@ def _write_failed(path: str, error: OSError) -> CLIError:
 
 # =========================================================================== train
 def _settings(args: argparse.Namespace) -> dict:
-    """The preset of the data set, overridden by the options given."""
-    preset = PRESETS[args.dataset if args.dataset in PRESETS else "csv"]
+    """The preset of the data set (or of --model cnn), overridden by the options given."""
+    if args.model == "cnn":
+        preset = CNN_PRESET
+    else:
+        preset = PRESETS[args.dataset if args.dataset in PRESETS else "csv"]
     settings = {key: getattr(args, key) if getattr(args, key, None) is not None else value
                 for key, value in preset.items()}
     if settings["batch_size"] == 0:
         settings["batch_size"] = None
+    settings["model"] = args.model
     return settings
 
 
@@ -344,6 +416,9 @@ def _check_settings(args: argparse.Namespace, data: Data, settings: dict) -> tup
 
 
 def build_model(data: Data, settings: dict, seed: int) -> Sequential:
+    if settings["model"] == "cnn":
+        return Sequential(cnn_layers(data.n_outputs, settings["dropout"]), seed=seed,
+                          input_shape=data.X_train.shape[1:])
     init = {"kernel_initializer": settings["init"]} if settings["init"] else \
         {"kernel_initializer": "he_uniform" if settings["activation"] in ("relu", "leaky_relu", "elu", "gelu") else "glorot_uniform"}
     layers = []
@@ -391,11 +466,39 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _describe(data: Data, settings: dict, loss: str, n_fit: int, n_val: int) -> str:
+def _layer_text(layer: Layer) -> str:
+    """A layer of the CNN as the first line of output shows it: ``conv3x3 32``, ``maxpool 2``."""
+    def size(pair: tuple) -> str:
+        return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+    if isinstance(layer, Conv2D):
+        return f"conv{layer.kernel_size[0]}x{layer.kernel_size[1]} {layer.filters}"
+    if isinstance(layer, MaxPool2D):
+        return f"maxpool {size(layer.pool_size)}"
+    if isinstance(layer, BatchNormalization):
+        return "batchnorm"
+    if isinstance(layer, Dense):
+        return f"dense {layer.units}"
+    if isinstance(layer, Dropout):
+        return f"dropout {layer.rate:g}"
+    return type(layer).__name__.lower()
+
+
+def _architecture(model: Sequential, settings: dict, data: Data) -> str:
+    """``MLP 784-512-256-10, relu``, or the CNN's input shape and layers."""
+    if settings["model"] == "cnn":
+        shape = "x".join(str(s) for s in model.input_shape)
+        return f"CNN {shape}: " + ", ".join(_layer_text(layer) for layer in model.layers)
     sizes = "-".join(str(s) for s in (data.X_train.shape[1], *settings["hidden"], data.n_outputs))
+    return f"MLP {sizes}, {settings['activation']}"
+
+
+def _describe(model: Sequential, data: Data, settings: dict, loss: str, n_fit: int,
+              n_val: int) -> str:
     batch = settings["batch_size"]
     batch = "full" if batch is None or batch >= n_fit else batch
-    extras = [f"dropout {settings['dropout']:g}"] if settings["dropout"] else []
+    extras = []
+    if settings["dropout"] and settings["model"] != "cnn":   # the CNN's is among its layers
+        extras.append(f"dropout {settings['dropout']:g}")
     if settings["schedule"] != "none":
         extras.append(f"{settings['schedule']} schedule")
     if settings["early_stopping"]:
@@ -406,7 +509,7 @@ def _describe(data: Data, settings: dict, loss: str, n_fit: int, n_val: int) -> 
     if data.X_test is not None:
         counts.append(f"{len(data.X_test)} test")
     samples = (", ".join(counts[:-1]) + " and " + counts[-1]) if len(counts) > 1 else counts[0]
-    return (f"{data.name}: {samples} samples; MLP {sizes}, {settings['activation']}, "
+    return (f"{data.name}: {samples} samples; {_architecture(model, settings, data)}, "
             f"{loss}, {settings['optimizer']} lr {settings['lr']:g}, "
             f"{_plural(settings['epochs'], 'epoch')}, batch {batch}"
             + "".join(f", {e}" for e in extras))
@@ -484,7 +587,7 @@ def command_train(args: argparse.Namespace) -> int:
     verbose = args.verbose if args.verbose is not None else (0 if args.print_every else 1)
     batch_size = min(settings["batch_size"] or n_fit, n_fit)
     n_batches = -(-n_fit // batch_size)
-    print(_describe(data, settings, loss, n_fit, n_val), flush=True)
+    print(_describe(model, data, settings, loss, n_fit, n_val), flush=True)
 
     # -- training
     callbacks = _callbacks(settings, args)
@@ -550,11 +653,23 @@ def _plots(model: Sequential, data: Data, history, directory: str) -> list[str]:
         else:
             lines.append("plot history.png skipped: no epoch was completed")
         if data.task != "regression":
+            predicted = _predicted_codes(model, data.X_eval)
             lines.append("plot " + plots.plot_confusion_matrix(
-                data.y_eval, _predicted_codes(model, data.X_eval),
-                os.path.join(directory, "confusion_matrix.png"),
+                data.y_eval, predicted, os.path.join(directory, "confusion_matrix.png"),
                 class_names=data.class_names, title=f"{data.name}: {shown}"))
-        if data.X_train.shape[1] == 2 and data.task != "regression":
+            if data.image_shape is not None:
+                n = math.prod(PREDICTION_GRID)
+                images = data.X_eval[:n].reshape(-1, *data.image_shape)   # rows of the MLP too
+                wrong = int(np.sum(data.y_eval[:n] != predicted[:n]))
+                lines.append("plot " + plots.plot_predictions(
+                    images, data.y_eval[:n], predicted[:n],
+                    os.path.join(directory, "predictions.png"), class_names=data.class_names,
+                    n_rows=PREDICTION_GRID[0], n_cols=PREDICTION_GRID[1],
+                    title=f"{data.name}: the first {len(images)} images of the {shown}, {wrong} "
+                          "wrong (in red as predicted (true))"))
+        if any(isinstance(layer, Conv2D) for layer in model.layers):
+            lines.append("plot " + plots.plot_filters(model, os.path.join(directory, "filters.png")))
+        if data.X_train.ndim == 2 and data.X_train.shape[1] == 2 and data.task != "regression":
             lines.append("plot " + plots.plot_decision_boundary(
                 model, data.X_eval, _decoded(model, data.y_eval),
                 os.path.join(directory, "decision_boundary.png"),
@@ -566,6 +681,19 @@ def _plots(model: Sequential, data: Data, history, directory: str) -> list[str]:
 
 def _predicted_codes(model: Sequential, X: np.ndarray) -> np.ndarray:
     return model.loss.predicted_labels(model.output(X))
+
+
+def _as_model_input(model: Sequential, X: np.ndarray, source: str) -> np.ndarray:
+    """Rows ``(N, F)`` shaped as the model's samples: images ``(N, 28, 28, 1)`` for a
+    model that takes 28x28x1 images, read row by row (the layout of
+    ``load_fashion_mnist``). A model of flat rows gets ``X`` as it is (and checks it)."""
+    shape = model.input_shape
+    if shape is None or len(shape) == 1 or X.shape[1:] == shape:
+        return X
+    if X.ndim == 2 and X.shape[1] == math.prod(shape):
+        return X.reshape(len(X), *shape)
+    raise CLIError(f"{source} has {X.shape[1]:,} values per sample, but the model takes samples of "
+                   f"shape {shape} ({math.prod(shape):,} values, read row by row)")
 
 
 def _decoded(model: Sequential, codes: np.ndarray) -> np.ndarray:
@@ -611,7 +739,9 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
         maker = datasets.spirals if dataset == "spirals" else datasets.moons
         X, y = maker(seed=1000 if args.seed is None else args.seed)
     elif dataset == "fashion-mnist":
-        _, _, X, y = datasets.load_fashion_mnist(args.data_dir)
+        # the test images as the model takes them: (N, 28, 28, 1) for a CNN, rows for an MLP
+        _, _, X, y = datasets.load_fashion_mnist(args.data_dir,
+                                                 images=model.input_shape == (28, 28, 1))
     else:
         target = args.target or meta.get("target")
         if not target:
@@ -637,7 +767,7 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
                            "predicts numbers (regression)")
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
-    return X, y
+    return _as_model_input(model, X, dataset), y
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
@@ -668,7 +798,9 @@ def command_predict(args: argparse.Namespace) -> int:
     X = datasets.load_csv_features(args.input, _feature_names(meta))
     if meta.get("scaler"):
         X = StandardScaler.from_dict(meta["scaler"]).transform(X)
-    output = model.output(X)      # one forward pass for labels and probabilities
+    X = _as_model_input(model, X, args.input)
+    # one forward pass for labels and probabilities
+    output = model.output(X)
     if model.loss.classification:
         proba = model.loss.probabilities(output)
         if proba.ndim != 2:
@@ -862,18 +994,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "for, and exits with status 130.",
         epilog="examples:\n  scratchnn train xor\n  scratchnn train spirals --plots plots/\n"
                "  scratchnn train fashion-mnist --output fashion.npz\n"
+               "  scratchnn train fashion-mnist --model cnn --output cnn.npz --plots plots/\n"
+               "  scratchnn train fashion-mnist --model cnn --samples 6000 --epochs 2   (a quick try)\n"
                "  scratchnn train data.csv --target species --output model.npz")
     train.add_argument("dataset", metavar="DATASET",
                        help="xor, spirals, moons, fashion-mnist, or the path of a CSV file with a "
                             "header row (./xor for a file named xor)")
     model = train.add_argument_group("model")
+    cnn = CNN_PRESET
+    model.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                       help=f"mlp (default): dense layers, sized by --hidden. cnn (fashion-mnist "
+                            f"only; trained on 28x28x1 images): {CNN_LAYERS_HELP}; dropout "
+                            f"{cnn['dropout']:g}, {cnn['optimizer']} lr {cnn['lr']:g}, batch "
+                            f"{cnn['batch_size']}, {cnn['epochs']} epochs, schedule "
+                            f"{cnn['schedule']}, {cnn['validation_split'] * 100:g}%% held out for "
+                            "validation. Options override these, but --hidden and --activation "
+                            "are refused")
     model.add_argument("--hidden", type=_sizes, metavar="SIZES",
                        help="hidden layer sizes, comma-separated (xor 4; spirals 64,64; moons 16,16; "
                             "fashion-mnist 512,256; csv 64,32)")
     model.add_argument("--activation", choices=["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu"],
                        help="hidden activation (xor sigmoid; others relu)")
     model.add_argument("--dropout", type=_fraction, metavar="RATE",
-                       help="dropout rate after each hidden layer (fashion-mnist 0.2; others 0)")
+                       help="dropout rate after each hidden layer (fashion-mnist 0.2; others 0); "
+                            f"for --model cnn the rate of its Dropout ({cnn['dropout']:g}; 0 "
+                            "leaves it out)")
     model.add_argument("--loss", choices=["bce", "mse", "mae", "huber"],
                        help="xor: bce (binary cross-entropy, default) or mse (squared error of a sigmoid "
                             "output); CSV regression: mse (default), mae or huber. Classification "
@@ -885,7 +1030,8 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--lr", type=_positive_float, help="learning rate (xor 0.1; spirals, moons 0.01; "
                                                              "fashion-mnist, csv 0.001)")
     training.add_argument("--epochs", type=_positive_int,
-                          help="epochs (xor 10000; spirals 300; moons 200; fashion-mnist 30; csv 200)")
+                          help="epochs (xor 10000; spirals 300; moons 200; fashion-mnist 30, with "
+                               f"--model cnn {cnn['epochs']}; csv 200)")
     training.add_argument("--batch-size", type=_unbounded_int, metavar="N",
                           help="samples per step; 0 for the full batch (xor 0; fashion-mnist 128; others 32)")
     training.add_argument("--validation-split", type=_fraction, metavar="FRACTION",
@@ -897,7 +1043,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "a validation split: refused with --validation-split 0 (and on xor), and "
                                "the csv default is off then")
     training.add_argument("--schedule", choices=["none", "cosine", "step", "exponential", "plateau"],
-                          help="learning-rate schedule (fashion-mnist cosine; others none); plateau "
+                          help="learning-rate schedule (fashion-mnist cosine, with --model cnn "
+                               f"{cnn['schedule']}; others none); plateau "
                                "watches the validation loss, or the training loss without a split")
     training.add_argument("--seed", type=_unbounded_int, default=42, help="random seed (default 42)")
     data = train.add_argument_group("data")
@@ -905,7 +1052,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                       help="CSV: auto treats text labels and integers with at most 20 values as classes")
     data.add_argument("--samples", type=_positive_int, metavar="N",
-                      help="spirals, moons: number of generated samples (300 and 200)")
+                      help="spirals, moons: number of generated samples (300 and 200); "
+                           "fashion-mnist: train on N of the 60,000 training images and test on "
+                           "the same fraction of the 10,000 test images (stratified samples drawn "
+                           "with --seed), for a quick try")
     data.add_argument("--data-dir", metavar="DIR",
                       help="fashion-mnist: directory holding the four IDX .gz files (default: "
                            "$SCRATCHNN_DATA, /usr/share/datasets/fashion-mnist, then the user cache)")
@@ -915,7 +1065,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "its directory must exist")
     out.add_argument("--plots", metavar="DIR", help="save history, confusion-matrix and (2-D data) "
                                                     "decision-boundary PNGs in DIR, created if needed "
-                                                    "(needs matplotlib)")
+                                                    "(needs matplotlib); for fashion-mnist also "
+                                                    "predictions.png (test images and their "
+                                                    "predicted classes) and, for --model cnn, "
+                                                    "filters.png (the first Conv2D's filters)")
     out.add_argument("--verbose", type=int, choices=[0, 1, 2],
                      help="0 silent, 1 a progress bar per epoch (default), 2 one line per epoch")
     out.add_argument("--print-every", type=_positive_int, metavar="N",
@@ -926,7 +1079,8 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="loss and metrics of a saved model on a data set", allow_abbrev=False,
         description="Print the loss and metrics of a saved model on DATASET: the test split of "
                     "fashion-mnist, freshly generated spirals/moons (--seed), xor, or a CSV file "
-                    "with the model's target column. Features are standardized as in training. "
+                    "with the model's target column. Features are standardized as in training, and "
+                    "shaped as the model's input (rows, or images for a CNN). "
                     "DATASET must be the kind the model was trained on.")
     evaluate.add_argument("model", metavar="MODEL", help="a model file saved by 'scratchnn train --output'")
     evaluate.add_argument("dataset", metavar="DATASET", help="xor, spirals, moons, fashion-mnist or a CSV path")
@@ -939,7 +1093,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="write predictions for the rows of a CSV file", allow_abbrev=False,
         description="Predict every row of INPUT.csv (a header row, and the feature columns the model "
-                    "was trained on, in any order; other columns are ignored). Writes a CSV with a "
+                    "was trained on, in any order; other columns are ignored). A model of images "
+                    "(a CNN of 28x28x1 Fashion-MNIST images) takes one row of pixels per image, "
+                    "784 columns read row by row, in its training scale ([0, 1]). Writes a CSV with a "
                     "'prediction' column, plus one probability column per class for classifiers.")
     predict.add_argument("model", metavar="MODEL", help="a model file saved by 'scratchnn train --output'")
     predict.add_argument("input", metavar="INPUT.csv", help="the rows to predict")

@@ -1,5 +1,6 @@
 """Plots of training and of trained models: learning curves, a confusion matrix,
-and the decision boundary of a classifier on 2-D inputs.
+the decision boundary of a classifier on 2-D inputs, the filters of a
+convolution, and a grid of images with their predicted labels.
 
 matplotlib is optional (``pip install 'scratchnn[plots]'``). It is imported when
 a plot is drawn, never by ``import scratchnn``, and it draws with the
@@ -14,6 +15,9 @@ it with ``matplotlib.pyplot.close(fig)`` when done::
     plot_history(history, "runs/curves.png")
     plot_confusion_matrix(y_test, model.predict(X_test), "runs/confusion.png")
     plot_decision_boundary(model, X, y, "runs/boundary.png")
+    plot_filters(cnn, "runs/filters.png")                  # its first Conv2D
+    plot_predictions(X_images, y_test, cnn.predict(X_images), "runs/predictions.png",
+                     class_names=CLASS_NAMES)
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "plot_history", "history_figure",
     "plot_confusion_matrix", "confusion_matrix_figure",
     "plot_decision_boundary", "decision_boundary_figure",
+    "plot_filters", "filters_figure",
+    "plot_predictions", "predictions_figure",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -491,3 +497,184 @@ def plot_decision_boundary(model, X, y, path: PathLike, *, resolution: int = 200
     ``path``; return the path. See ``decision_boundary_figure``."""
     path = _check_path(path)
     return _save(decision_boundary_figure(model, X, y, resolution=resolution, title=title), path)
+
+
+# ------------------------------------------------------------------ conv filters
+def _first_kernel(model_or_kernel) -> tuple[np.ndarray, str]:
+    """The kernel ``(kh, kw, in_channels, filters)`` to draw, and what it is called."""
+    from .layers import Conv2D, Layer
+    if model_or_kernel is None:
+        raise ValueError("model_or_kernel is required, got None")
+    if isinstance(model_or_kernel, Layer):
+        if not isinstance(model_or_kernel, Conv2D):
+            raise TypeError(f"model_or_kernel must be a model, a Conv2D layer or a kernel array, "
+                            f"got a {type(model_or_kernel).__name__} layer")
+        layer = model_or_kernel
+    elif isinstance(getattr(model_or_kernel, "layers", None), list):       # a Sequential
+        layer = next((layer for layer in model_or_kernel.layers if isinstance(layer, Conv2D)), None)
+        if layer is None:
+            kinds = ", ".join(type(layer).__name__ for layer in model_or_kernel.layers) or "none"
+            raise ValueError(f"model_or_kernel has no Conv2D layer (its layers: {kinds}); "
+                             "filters are drawn from the first Conv2D")
+    else:
+        return _check_kernel(model_or_kernel), "kernel"
+    if getattr(layer, "W", None) is None:
+        raise ValueError(f"the Conv2D layer {layer.name or 'conv2d'!r} is not built yet: build or "
+                         "fit the model first")
+    return _check_kernel(layer.W), f"{layer.name} (Conv2D)"
+
+
+def _check_kernel(kernel) -> np.ndarray:
+    array = np.asarray(kernel)
+    if not _is_numeric(array) or array.dtype.kind == "b":
+        raise TypeError(f"the kernel must hold numbers, got an array of dtype {array.dtype}")
+    if array.ndim != 4 or 0 in array.shape:
+        raise ValueError(f"the kernel must have shape (kernel_height, kernel_width, in_channels, "
+                         f"filters), as Conv2D.W, got shape {array.shape}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("the kernel contains NaN or infinity")
+    return array
+
+
+def filters_figure(model_or_kernel, *, channel: Union[int, str] = "mean", max_filters: int = 64,
+                   title: Optional[str] = None):
+    """The filters of a convolution as a grid of small grayscale images, a matplotlib Figure.
+
+    ``model_or_kernel`` is a model (its first ``Conv2D`` layer is drawn), a ``Conv2D``
+    layer, or a kernel array ``(kernel_height, kernel_width, in_channels, filters)``,
+    the layout of ``Conv2D.W``. Filter ``f`` is shown as ``W[:, :, channel, f]``, or
+    with ``channel="mean"`` (the default) as ``W[:, :, :, f].mean(axis=2)``, the
+    average over the input channels (the same for a single channel).
+
+    Each filter has its own colour scale, symmetric around 0: pixel ``w`` is drawn
+    as ``w / max|w|`` of that filter, black for -1, mid-gray for 0, white for +1;
+    the title above it gives its ``max|w|`` and a colorbar shows the scale. At most
+    ``max_filters`` filters are drawn, the first ones.
+    """
+    kernel, name = _first_kernel(model_or_kernel)
+    kh, kw, n_channels, n_filters = kernel.shape
+    if isinstance(channel, str):
+        if channel != "mean":
+            raise ValueError(f"channel must be 'mean' or an input channel index, got {channel!r}")
+        maps = kernel.mean(axis=2)
+        which = f"mean over {n_channels} input channels" if n_channels > 1 else ""
+    else:
+        if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)):
+            raise TypeError(f"channel must be 'mean' or an int, got {channel!r}")
+        if not 0 <= channel < n_channels:
+            raise ValueError(f"channel must be in [0, {n_channels}) for a kernel of {n_channels} "
+                             f"input channels, got {channel}")
+        maps = kernel[:, :, int(channel), :]
+        which = f"input channel {int(channel)} of {n_channels}"
+    max_filters = check_positive_int(max_filters, "max_filters")
+    n = min(n_filters, max_filters)
+    maps = np.moveaxis(maps[:, :, :n], -1, 0)                       # (n, kh, kw)
+    scales = np.abs(maps).max(axis=(1, 2))
+
+    plt = _pyplot()
+    n_cols = min(n, 8)
+    n_rows = -(-n // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.15 * n_cols + 1.3, 1.25 * n_rows + 0.9),
+                             squeeze=False, layout="constrained")
+    with _closed_on_error(fig):
+        for ax in axes.flat[n:]:
+            fig.delaxes(ax)
+        image = None
+        for i, (ax, weights, scale) in enumerate(zip(axes.flat, maps, scales)):
+            # an all-zero filter is drawn gray (0 / 1), not as NaN
+            image = ax.imshow(weights / (scale if scale > 0 else 1.0), cmap="gray", vmin=-1,
+                              vmax=1, interpolation="nearest")
+            ax.set_title(f"{i}: ±{scale:.2g}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(image, ax=list(axes.flat[:n]), shrink=0.8, ticks=[-1, 0, 1],
+                     label="w / the filter's max |w|")
+        shown = f"{n} filters" if n == n_filters else f"the first {n} of {n_filters} filters"
+        details = ", ".join(part for part in (f"{kh}x{kw}", which) if part)
+        fig.suptitle(title if title is not None else
+                     f"{name}: {shown} ({details}); each scaled to its own max |w|")
+    return fig
+
+
+def plot_filters(model_or_kernel, path: PathLike, *, channel: Union[int, str] = "mean",
+                 max_filters: int = 64, title: Optional[str] = None) -> str:
+    """Save the filters of a convolution as a PNG at ``path``; return the path. See
+    ``filters_figure``."""
+    path = _check_path(path)
+    return _save(filters_figure(model_or_kernel, channel=channel, max_filters=max_filters,
+                                title=title), path)
+
+
+# ------------------------------------------------------------------ predictions
+def _check_images(images) -> np.ndarray:
+    if images is None:
+        raise ValueError("images is required, got None")
+    array = np.asarray(images)
+    if not _is_numeric(array) or array.dtype.kind == "b":
+        raise TypeError(f"images must be numeric, got an array of dtype {array.dtype}")
+    if array.ndim == 2:
+        raise ValueError(f"images must be (N, height, width) or (N, height, width, channels), "
+                         f"got rows of shape {array.shape}; reshape them first, such as "
+                         "X.reshape(-1, 28, 28) for Fashion-MNIST")
+    if not (array.ndim == 3 or (array.ndim == 4 and array.shape[3] in (1, 3))) or 0 in array.shape:
+        raise ValueError(f"images must be (N, height, width) or (N, height, width, channels) with "
+                         f"1 or 3 channels, got shape {array.shape}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("images contains NaN or infinity")
+    return array[..., 0] if array.ndim == 4 and array.shape[3] == 1 else array
+
+
+def predictions_figure(images, y_true, y_pred, *, class_names: Optional[Sequence] = None,
+                       n_rows: int = 5, n_cols: int = 8, title: Optional[str] = None):
+    """The first ``n_rows * n_cols`` images in a grid, each titled with its predicted
+    label, as a matplotlib Figure. A mistake is titled ``"predicted (true)"`` in red.
+
+    ``images`` are ``(N, height, width)`` or channels last ``(N, height, width, C)``
+    with C = 1 (grayscale) or 3 (RGB); all are drawn on one scale, from the smallest
+    to the largest pixel shown. Labels are read as in ``confusion_matrix_figure``:
+    ``class_names`` names integer labels ``0..k-1`` or lists the labels themselves.
+    """
+    pixels = _check_images(images)
+    t, p, names = _confusion_indices(y_true, y_pred, class_names)
+    check_same_length(pixels, t, "images", "y_true")
+    n_rows, n_cols = check_positive_int(n_rows, "n_rows"), check_positive_int(n_cols, "n_cols")
+    n = min(len(pixels), n_rows * n_cols)
+    n_cols = min(n_cols, n)
+    n_rows = -(-n // n_cols)
+    shown = pixels[:n]
+    low, high = float(shown.min()), float(shown.max())
+    if high <= low:
+        high = low + 1.0
+    wrong = t[:n] != p[:n]
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.45 * n_cols + 0.4, 1.6 * n_rows + 0.7),
+                             squeeze=False, layout="constrained")
+    with _closed_on_error(fig):
+        for ax in axes.flat[n:]:
+            fig.delaxes(ax)
+        for i, ax in enumerate(axes.flat[:n]):
+            if shown.ndim == 4:                                   # RGB: imshow wants [0, 1]
+                ax.imshow((shown[i] - low) / (high - low), interpolation="nearest")
+            else:
+                ax.imshow(shown[i], cmap="binary", vmin=low, vmax=high, interpolation="nearest")
+            label = names[p[i]] if not wrong[i] else f"{names[p[i]]} ({names[t[i]]})"
+            ax.set_title(label, fontsize=7, color="red" if wrong[i] else "black")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(title if title is not None else
+                     f"predictions for the first {n} images: {int(wrong.sum())} wrong, "
+                     "in red as predicted (true)")
+    return fig
+
+
+def plot_predictions(images, y_true, y_pred, path: PathLike, *,
+                     class_names: Optional[Sequence] = None, n_rows: int = 5, n_cols: int = 8,
+                     title: Optional[str] = None) -> str:
+    """Save a grid of images with their predicted labels as a PNG at ``path``; return
+    the path. See ``predictions_figure``."""
+    path = _check_path(path)
+    return _save(predictions_figure(images, y_true, y_pred, class_names=class_names,
+                                    n_rows=n_rows, n_cols=n_cols, title=title), path)

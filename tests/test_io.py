@@ -110,7 +110,8 @@ def test_round_trip_is_exact(tmp_path, dtype):
 def test_file_layout(saved):
     model, doc, arrays = saved
     assert set(arrays) == {"params", "optimizer/m", "optimizer/v"}
-    assert doc["format"] == "scratchnn-model" and doc["format_version"] == FORMAT_VERSION == 2
+    assert doc["format"] == "scratchnn-model" and doc["format_version"] == FORMAT_VERSION == 3
+    assert doc["image_layout"] == "channels_last"          # written by every file, images or not
     assert doc["model"] == "Sequential" and doc["n_buffers"] == 0    # no buffers: no "buffers" array
     assert doc["dtype"] == "float32" and doc["seed"] == 7 and doc["input_shape"] == [5]
     assert doc["n_params"] == 5 * 16 + 16 + 16 * 3 + 3 == arrays["params"].size
@@ -506,7 +507,13 @@ _DELETE = object()
     ("format_version", 0, "format_version must be a positive integer"),
     ("format_version", "1", "format_version must be a positive integer"),
     ("format_version", FORMAT_VERSION + 1,
-     f"model format version {FORMAT_VERSION + 1}, but scratchnn .* reads version {FORMAT_VERSION}"),
+     f"model format version {FORMAT_VERSION + 1}, but scratchnn .* reads versions 1 to {FORMAT_VERSION}"),
+    ("image_layout", "channels_first", r"image_layout must be 'channels_last' \(image samples "
+                                       r"\(height, width, channels\)\), got 'channels_first'"),
+    ("image_layout", None, "image_layout must be 'channels_last'"),
+    ("image_layout", ["channels_last"], "image_layout must be 'channels_last'"),
+    ("image_layout", "CHANNELS_LAST", "image_layout must be 'channels_last'"),
+    ("image_layout", _DELETE, r"missing field\(s\) \['image_layout'\]"),
     ("extra_field", 1, r"unknown field\(s\) \['extra_field'\]"),
     ("model", ["Sequential"], r"model must be one of \['Sequential'\]"),
     ("model", "Functional", r"model must be one of \['Sequential'\]"),
@@ -618,9 +625,9 @@ def test_format_1_adam_state_is_read_as_the_moments(tmp_path):
     model = load(DATA / "format1_adam_float64.npz")
     np.testing.assert_allclose(model.optimizer.state["m"], arrays["optimizer/m"] * (1 - 0.9), rtol=1e-15)
     np.testing.assert_allclose(model.optimizer.state["v"], arrays["optimizer/v"] * (1 - 0.999), rtol=1e-15)
-    # saved again, it is a file of format 2 holding the moments themselves
+    # saved again, it is a file of the current format holding the moments themselves
     doc, resaved = read_npz(save(model, tmp_path / "again.npz"))
-    assert doc["format_version"] == 2
+    assert doc["format_version"] == FORMAT_VERSION == 3 and doc["image_layout"] == "channels_last"
     np.testing.assert_array_equal(resaved["optimizer/m"], model.optimizer.state["m"])
 
 
@@ -672,7 +679,7 @@ def test_a_model_with_buffers_writes_them_and_checks_their_count(tmp_path, monke
     with pytest.raises(ValueError, match=r"the array\(s\) \['buffers'\] are missing"):
         load(write_npz(tmp_path / "bad.npz", doc, missing))
     with pytest.raises(ValueError, match="format 1 holds no buffers"):
-        load(write_npz(tmp_path / "v1.npz", {k: v for k, v in doc.items() if k not in ("model", "n_buffers")}
+        load(write_npz(tmp_path / "v1.npz", {k: v for k, v in doc.items() if k not in ("model", "n_buffers", "image_layout")}
                        | {"format_version": 1}, missing))
 
 
@@ -945,3 +952,233 @@ def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
     loaded = load(path)
     assert any(np.array_equal(loaded.params, m.params) for m in models)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.npz"]
+
+
+# ------------------------------------------------------------ format 2 (before images)
+def format2_data():
+    """The data tests/data/make_format2.py trained on (its own function)."""
+    spec = importlib.util.spec_from_file_location("make_format2", DATA / "make_format2.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.data()
+
+
+def test_a_format_2_file_predicts_and_trains_on_as_the_release_that_wrote_it(tmp_path):
+    """Written by scratchnn 0.1.0 at a9e1183 (format 2, no image_layout): Dense, Tanh,
+    Dropout, Dense, ReLU, Dense with Adam, and what that release computed from it."""
+    path = DATA / "format2_adam_float32.npz"
+    doc, arrays = read_npz(path)
+    assert doc["format_version"] == 2 and "image_layout" not in doc and doc["n_buffers"] == 0
+    expected = np.load(DATA / "format2_expected.npz", allow_pickle=False)
+    X, y = format2_data()
+    model = load(path)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Tanh", "Dropout", "Dense",
+                                                                 "ReLU", "Dense"]
+    assert model.dtype == np.float32 and model.classes.tolist() == ["low", "mid", "high"]
+    assert model.metrics == ["accuracy"] and model.metadata == {"written_by": "make_format2.py"}
+    assert type(model.optimizer) is Adam and model.optimizer.iterations == 15
+    np.testing.assert_array_equal(model.params, expected["params"])
+    np.testing.assert_array_equal(model.optimizer.state["m"], expected["m"])   # the moments, as saved
+    np.testing.assert_array_equal(model.optimizer.state["v"], expected["v"])
+    np.testing.assert_array_equal(model.output(X), expected["output"])
+    np.testing.assert_array_equal(model.predict_proba(X), expected["proba"])
+
+    # saved again, it is a file of format 3 that loads as the same model
+    resaved_path = save(model, tmp_path / "again.npz")
+    resaved_doc, resaved = read_npz(resaved_path)
+    assert resaved_doc["format_version"] == FORMAT_VERSION == 3
+    assert resaved_doc["image_layout"] == "channels_last"
+    assert ({k: v for k, v in resaved_doc.items() if k not in ("format_version", "image_layout")}
+            == {k: v for k, v in doc.items() if k != "format_version"})
+    for name in arrays:
+        np.testing.assert_array_equal(resaved[name], arrays[name])
+    again = load(resaved_path)
+    np.testing.assert_array_equal(again.predict_proba(X), expected["proba"])
+
+    # and training resumes exactly as it did in that release (Dropout's random state too)
+    for resumed in (model, again):
+        resumed.fit(X, y, epochs=2, batch_size=8)
+        np.testing.assert_array_equal(resumed.params, expected["params_after_2_more_epochs"])
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_before_format_3_have_no_image_layout_field(saved, tmp_path, version):
+    _, doc, arrays = saved
+    old = {k: v for k, v in doc.items() if k != "image_layout"} | {"format_version": version}
+    if version == 1:
+        old = {k: v for k, v in old.items() if k not in ("model", "n_buffers")}
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("optimizer/")}
+        old["optimizer"] = None
+    assert load(write_npz(tmp_path / "old.npz", old, arrays)).input_shape == (5,)
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['image_layout'\]"):
+        load(write_npz(tmp_path / "bad.npz", old | {"image_layout": "channels_last"}, arrays))
+
+
+# ------------------------------------------------------------------- images
+from scratchnn import (AvgPool2D, BatchNormalization, Conv2D, GlobalAveragePooling2D,  # noqa: E402
+                       LayerNormalization, MaxPool2D)
+from scratchnn.layers import Layer                                                       # noqa: E402
+
+#: BatchNormalization is written by another engineer; until it lands it is a placeholder
+BATCH_NORM = BatchNormalization.forward is not Layer.forward
+needs_batch_norm = pytest.mark.skipif(not BATCH_NORM, reason="BatchNormalization is a placeholder")
+
+
+def image_data(n=24, size=8, channels=2, seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, size, size, channels))
+    y = (X[:, :4, :4, 0].mean(axis=(1, 2)) > 0).astype(int) + (X[:, 4:, 4:, -1].mean(axis=(1, 2)) > 0.3)
+    return X, y.astype(int)
+
+
+def cnn(dtype="float32", seed=1):
+    layers = [Conv2D(4, 3, padding="same")]
+    if BATCH_NORM:
+        layers.append(BatchNormalization())
+    layers += [ReLU(), MaxPool2D(2), Conv2D(3, 2, stride=2), AvgPool2D(2, padding="same",
+                                                                        count_include_pad=False),
+               Dropout(0.2), Flatten(), Dense(3)]
+    return Sequential(layers, seed=seed, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_cnn_round_trips_exactly_with_its_buffers_and_optimizer_state(tmp_path, dtype):
+    X, y = image_data()
+    model = cnn(dtype)
+    model.fit(X, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=2, batch_size=8)
+    path = save(model, tmp_path / "cnn.npz")
+    doc, arrays = read_npz(path)
+    assert doc["image_layout"] == "channels_last" and doc["input_shape"] == [8, 8, 2]
+    assert doc["n_params"] == model.count_params() == arrays["params"].size
+    assert doc["n_buffers"] == (2 * 4 if BATCH_NORM else 0) == model.buffers.size
+    loaded = load(path)
+    assert [a.get_config() for a in loaded.layers] == [b.get_config() for b in model.layers]
+    np.testing.assert_array_equal(loaded.params, model.params)
+    np.testing.assert_array_equal(loaded.buffers, model.buffers)
+    if BATCH_NORM:                       # the running statistics moved away from 0 and 1
+        assert not np.array_equal(loaded[1].running_mean, np.zeros(4))
+        np.testing.assert_array_equal(loaded[1].running_var, model[1].running_var)
+    for name, value in model.optimizer.state_dict().items():
+        np.testing.assert_array_equal(loaded.optimizer.state_dict()[name], value)
+    np.testing.assert_array_equal(loaded.output(X), model.output(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    loaded.check_parameter_views()
+    # resumed, it trains on exactly as the original (dropout's random state, the moments,
+    # the running statistics)
+    for m in (model, loaded):
+        m.fit(X, y, epochs=1, batch_size=8)
+    np.testing.assert_array_equal(loaded.params, model.params)
+    np.testing.assert_array_equal(loaded.buffers, model.buffers)
+
+
+def test_a_cnn_file_of_another_image_layout_is_refused(tmp_path):
+    X, y = image_data()
+    model = cnn()
+    model.fit(X, y, loss="cross_entropy", epochs=1, batch_size=12)
+    doc, arrays = read_npz(save(model, tmp_path / "cnn.npz"))
+    path = write_npz(tmp_path / "nchw.npz", dict(doc, image_layout="channels_first"), arrays)
+    with pytest.raises(ValueError, match=r"nchw.npz.*image_layout must be 'channels_last' \(image samples "
+                                         r"\(height, width, channels\)\), got 'channels_first'"):
+        load(path)
+
+
+def _image_document(saved_doc, layers, input_shape, n_params, n_buffers=0):
+    """A model document of ``layers`` (configs) for ``input_shape``, without optimizer."""
+    return dict(saved_doc, layers=layers, input_shape=input_shape, n_params=n_params,
+                n_buffers=n_buffers, optimizer=None, classes=None, loss=None, metrics=None)
+
+
+def _write_claim(path, doc, arrays):
+    """A model file whose arrays are headers that claim ``arrays`` (name: (shape, dtype))
+    followed by a few bytes of data, as a hostile writer would make it."""
+    config = io.BytesIO()
+    np.save(config, np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("config.npy", config.getvalue())
+        for name, (shape, descr) in arrays.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False,
+                                                          "shape": shape})
+            archive.writestr(f"{name}.npy", header.getvalue() + b"\0" * 64)
+    return path
+
+
+def _load_peak(path) -> tuple[str, int]:
+    """load(path)'s error message and the peak of memory it allocated (tracemalloc sees NumPy's)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        load(path)
+    except ValueError as error:
+        message = str(error)
+    else:
+        message = ""
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return message, peak
+
+
+def conv_config(filters, kernel, **others):
+    return {"class": "Conv2D", "config": {"filters": filters, "kernel_size": kernel, **others}}
+
+
+@pytest.mark.parametrize("layers, input_shape, claim, message", [
+    # a Conv2D of 9 * 10**12 weights: declared consistently, but the file holds 64 bytes
+    ([conv_config(10**12, 3)], [8, 8, 1], 9 * 10**12 + 10**12,
+     r"declares shape \(10000000000000,\) of float32, more data than its \d+ bytes hold"),
+    # a kernel of more weights than an array can index
+    ([conv_config(2**40, [2**20, 2**20])], [2**20, 2**20, 1], 2**80,
+     r"layers\[0\] \(Conv2D\)"),
+    # a kernel larger than the image
+    ([conv_config(4, 9)], [8, 8, 1], 4 * 81 + 4,
+     r"layers\[0\] \(Conv2D\) cannot take inputs of shape \(8, 8, 1\).*window of 9 pixels "
+     r"\(kernel_size \(9, 9\).*does not fit"),
+    ([conv_config(4, [3, 3, 3])], [8, 8, 1], 0, r"layers\[0\] \(Conv2D\): kernel_size must be"),
+    ([conv_config(4, 3, padding=2**62)], [8, 8, 1], 40,
+     r"layers\[0\] \(Conv2D\) cannot take inputs .*padding \(4611686018427387904, "
+     r"4611686018427387904\) .*more than the 1152921504606846976 values an image may have"),
+    ([conv_config(4, 3)], [64], 40, r"Conv2D expects images \(N, height, width, channels\), got "
+                                    r"samples of shape \(64,\)"),
+    ([{"class": "MaxPool2D", "config": {"pool_size": 2**40, "padding": "same"}}], [8, 8, 1], 0,
+     r"layers\[0\] \(MaxPool2D\) cannot take inputs .*padding 'same' with pool_size"),
+    # a LayerNormalization over a huge image: its gamma and beta alone are 2 * 2**40 values
+    ([{"class": "LayerNormalization", "config": {"axis": [1, 2, 3]}}], [2**20, 2**20, 1], 2**41,
+     r"declares shape \(2199023255552,\) of float32, more data than"),
+])
+def test_hostile_cnn_files_are_refused_without_allocating_what_they_claim(saved, tmp_path, layers,
+                                                                          input_shape, claim, message):
+    _, doc, _ = saved
+    path = _write_claim(tmp_path / "hostile.npz", _image_document(doc, layers, input_shape, claim),
+                        {"params": ((claim,), "<f4")})
+    error, peak = _load_peak(path)
+    assert re.search(message, error), error
+    assert "hostile.npz" in error
+    assert peak < 2**22, f"load allocated {peak} bytes for a file of {path.stat().st_size}"
+
+
+def test_a_pooling_file_of_huge_images_loads_without_allocating_them(saved, tmp_path):
+    """No parameters, so nothing to refuse: but loading builds the layers, and a build
+    must not allocate anything of the image's size (AvgPool2D's counts of real pixels
+    once made a padded image of ones in build)."""
+    _, doc, _ = saved
+    layers = [{"class": "AvgPool2D", "config": {"pool_size": 3, "stride": 1, "padding": 1,
+                                                "count_include_pad": False}},
+              {"class": "MaxPool2D", "config": {"pool_size": 2, "padding": "same"}},
+              {"class": "GlobalAveragePooling2D", "config": {}}]
+    path = _write_claim(tmp_path / "wide.npz", _image_document(doc, layers, [2**12, 2**12, 4], 0),
+                        {"params": ((0,), "<f4")})
+    error, peak = _load_peak(path)
+    assert error == ""
+    assert peak < 2**22, f"load allocated {peak} bytes for images of 2**26 values"
+    model = load(path)
+    assert model.output_shape == (4,) and model.count_params() == 0
+    # the same layers on small images compute the counts when they are used
+    small = write_npz(tmp_path / "small.npz", _image_document(doc, layers, [5, 5, 1], 0),
+                      {"params": np.zeros(0, np.float32)})
+    x = np.arange(25, dtype=np.float64).reshape(5, 5) ** 1.5
+    averaged = np.array([[x[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].mean() for j in range(5)]
+                         for i in range(5)])                       # the real pixels only
+    pooled = [averaged[i:i + 2, j:j + 2].max() for i in range(0, 5, 2) for j in range(0, 5, 2)]
+    out = load(small).output(x.reshape(1, 5, 5, 1).astype(np.float32))
+    np.testing.assert_allclose(out, [[np.mean(pooled)]], rtol=1e-6)

@@ -11,11 +11,12 @@ number arrays::
                                     under the meaning its class documents (Adam's "m" and
                                     "v" are torch.optim.Adam's exp_avg and exp_avg_sq)
 
-and the JSON document (``format_version`` 2) describes everything else::
+and the JSON document (``format_version`` 3) describes everything else::
 
-    {"format": "scratchnn-model", "format_version": 2, "scratchnn_version": "0.1.0",
+    {"format": "scratchnn-model", "format_version": 3, "scratchnn_version": "0.1.0",
      "model": "Sequential",
      "name": "sequential", "dtype": "float32", "seed": 42, "input_shape": [4],
+     "image_layout": "channels_last",
      "layers": [{"class": "Dense", "config": {"units": 16, "use_bias": true, ...}}, ...],
      "loss": {"class": "cross_entropy", "config": {}},                       (or null)
      "optimizer": {"class": "adam", "config": {"lr": 0.001, ...},
@@ -26,6 +27,10 @@ and the JSON document (``format_version`` 2) describes everything else::
      "n_params": 131, "n_buffers": 0,
      "metadata": {...}}
 
+``image_layout`` is the order of the axes of an image sample: ``"channels_last"``,
+``(height, width, channels)``, the only layout scratchnn has (``Conv2D`` and the
+pooling layers take ``(N, H, W, C)``); it is written in every file, images or not,
+and a file of another layout is refused rather than read with its axes mixed up.
 ``model`` is a key of ``MODELS``, ``layers[i].class`` a key of ``scratchnn.layers.LAYERS``,
 ``loss.class`` a key of ``LOSSES`` and ``optimizer.class`` a key of ``OPTIMIZERS``; each ``config``
 holds the keyword arguments of that class's constructor. ``rng_state`` is the
@@ -50,9 +55,13 @@ A temporary file is named ``.<target>.<host>.<pid>.<random>.tmp``; each save
 removes the temporary files of the same target that a dead process of this host
 left behind (never one whose writer is alive).
 
-Files of format 1 (scratchnn 0.1.0 before buffers) still load: they have no
-``model``, ``n_buffers`` or ``buffers``, and their Adam and AdamW state holds
-``m / (1 - beta1)`` and ``v / (1 - beta2)``, which ``load`` converts to the moments.
+Files of the earlier formats still load, and ``save`` writes them again as format 3:
+
+- format 2 (scratchnn 0.1.0 with buffers, before images) has no ``image_layout``:
+  it is read as ``"channels_last"``, the only layout there has ever been;
+- format 1 (scratchnn 0.1.0 before buffers) has no ``model``, ``n_buffers``,
+  ``buffers`` or ``image_layout`` either, and its Adam and AdamW state holds
+  ``m / (1 - beta1)`` and ``v / (1 - beta2)``, which ``load`` converts to the moments.
 
 This module knows models only through their public API; it never imports
 ``scratchnn.model`` (which imports it): ``MODELS`` is filled in by that module.
@@ -87,7 +96,10 @@ from .losses import LOSSES, BinaryCrossEntropy
 from .optimizers import OPTIMIZERS
 
 FORMAT = "scratchnn-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: the values of a file's ``image_layout``: the axes of one image sample, in order
+IMAGE_LAYOUTS = {"channels_last": "(height, width, channels)"}
+IMAGE_LAYOUT = "channels_last"
 
 #: Model classes by the name a file gives them (scratchnn.model adds Sequential).
 MODELS: dict[str, type] = {}
@@ -96,6 +108,7 @@ _FIELDS_V1 = ("format", "format_version", "scratchnn_version", "name", "dtype", 
               "input_shape", "layers", "loss", "optimizer", "metrics", "classes", "rng_state",
               "n_params", "metadata")
 _FIELDS = {1: _FIELDS_V1, 2: (*_FIELDS_V1, "model", "n_buffers")}
+_FIELDS[3] = (*_FIELDS[2], "image_layout")
 _STATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # What reading a damaged or hostile archive can raise inside numpy and zipfile.
 _READ_ERRORS = (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError,
@@ -261,6 +274,7 @@ def _describe(model, include_optimizer: bool, metadata) -> tuple[dict, dict]:
         "dtype": model.dtype.name,
         "seed": None if model.seed is None else int(model.seed),
         "input_shape": [int(s) for s in model.input_shape],
+        "image_layout": IMAGE_LAYOUT,
         "layers": layers,
         "loss": loss,
         "optimizer": optimizer,
@@ -750,7 +764,7 @@ def _check_document(doc: dict) -> dict:
     if version > FORMAT_VERSION:
         from . import __version__
         raise _BadField(f"it was written in model format version {version}, but scratchnn "
-                        f"{__version__} reads version {FORMAT_VERSION} only; upgrade scratchnn "
+                        f"{__version__} reads versions 1 to {FORMAT_VERSION}; upgrade scratchnn "
                         "to load it")
     fields = _FIELDS[version]
     missing = [k for k in fields if k not in doc]
@@ -775,6 +789,10 @@ def _check_document(doc: dict) -> dict:
     need(_is_int(doc["n_params"]) and doc["n_params"] >= 0, "n_params", "a non-negative integer")
     if version == 1:
         doc = {**doc, "model": "Sequential", "n_buffers": 0}
+    if version <= 2:
+        doc = {**doc, "image_layout": IMAGE_LAYOUT}    # the only layout there has been
+    need(isinstance(doc["image_layout"], str) and doc["image_layout"] in IMAGE_LAYOUTS, "image_layout",
+         " or ".join(f"{name!r} (image samples {axes})" for name, axes in IMAGE_LAYOUTS.items()))
     need(isinstance(doc["model"], str) and doc["model"] in MODELS, "model", f"one of {sorted(MODELS)}")
     need(_is_int(doc["n_buffers"]) and doc["n_buffers"] >= 0, "n_buffers", "a non-negative integer")
     layers = doc["layers"]

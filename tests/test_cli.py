@@ -616,9 +616,9 @@ def test_mlp_on_a_sample_of_fashion_mnist_plots_its_predictions_as_images(small_
                                                                            capsys):
     pytest.importorskip("matplotlib")
     directory, _ = small_fashion
-    plots = tmp_path / "plots"
+    plots, model_path = tmp_path / "plots", tmp_path / "mlp.npz"
     assert main(["train", "fashion-mnist", "--samples", "300", "--data-dir", str(directory),
-                 "--epochs", "2", "--verbose", "0", "--plots", str(plots)]) == 0
+                 "--epochs", "2", "--verbose", "0", "--plots", str(plots), "-o", str(model_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     # --samples 300 of 600 training images: 300 of them, and half of the 200 test images
     assert out[0].startswith("fashion-mnist: 270 training, 30 validation and 100 test samples; "
@@ -626,6 +626,10 @@ def test_mlp_on_a_sample_of_fashion_mnist_plots_its_predictions_as_images(small_
     assert f"plot {plots / 'predictions.png'}" in out and "filters.png" not in " ".join(out)
     assert sorted(path.name for path in plots.iterdir()) == ["confusion_matrix.png", "history.png",
                                                              "predictions.png"]
+    # the MLP's file takes rows: evaluate loads the 200 test images as rows
+    assert main(["evaluate", str(model_path), "fashion-mnist", "--data-dir", str(directory)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "fashion-mnist: 200 samples" and 0.1 < numbers_in(out[1])[1] <= 1
 
 
 def test_samples_of_fashion_mnist_are_stratified_and_follow_the_seed():

@@ -32,7 +32,10 @@ every schedule, every generated data set, every class of ``preprocessing`` with 
 ``fit`` and ``gradcheck`` (``inspect.signature``), and every option of every CLI
 command are fuzzed without being named here, so new ones join automatically.
 Whatever a constructor accepts is then used (a tiny fit, predict, save and load),
-and a failure there must name the same argument.
+and a failure there must name the same argument. A layer that takes only images
+(Conv2D, the pooling layers: found by building it) is used on images, between a
+Reshape and a Flatten; small CNNs get batches of images of every shape, dtype and
+hostile value, and model files of a CNN (with buffers) are damaged and mutated too.
 
 Runs are reproducible: the ``scratchnn-fuzz`` Hypothesis profile below is
 derandomized and has no example database; it is registered here and used by these
@@ -458,7 +461,8 @@ def _n_samples(X) -> int:
 def _required_kwargs(cls) -> dict:
     """Valid values for the arguments without defaults that registry classes take."""
     fillers = {"units": 3, "path": None, "schedule": schedules.StepDecay(0.1, 1),
-               "initial_lr": 0.1, "step_size": 1, "gamma": 0.5, "total_epochs": 3}
+               "initial_lr": 0.1, "step_size": 1, "gamma": 0.5, "total_epochs": 3,
+               "filters": 2, "kernel_size": 2, "shape": (-1,)}
     kwargs = {}
     for name, p in inspect.signature(cls).parameters.items():
         if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
@@ -468,6 +472,33 @@ def _required_kwargs(cls) -> dict:
 
 def _default_layer(name: str):
     return LAYERS[name](**_required_kwargs(LAYERS[name]))
+
+
+#: the shape of one image sample that image layers are fuzzed on: (height, width, channels)
+IMAGE = (4, 4, 2)
+
+
+def _takes_only_images(name: str) -> bool:
+    """Whether a layer refuses samples of one axis but takes images (Conv2D, the pooling
+    layers): found by building it, so that new image layers join without being named."""
+    def builds(shape) -> bool:
+        try:
+            _default_layer(name).build(shape, np.random.default_rng(0))
+        except ValueError:
+            return False
+        return True
+    return not builds((4,)) and builds(IMAGE)
+
+
+IMAGE_LAYERS = sorted(name for name in LAYERS if _takes_only_images(name))
+
+
+def _around(name: str, layer, k: int) -> list:
+    """``layer`` between Dense layers, for samples of one axis: an image layer gets images
+    (a Reshape of 32 values to IMAGE) and is flattened after."""
+    if name in IMAGE_LAYERS:
+        return [Dense(math.prod(IMAGE)), snn.Reshape(IMAGE), layer, Flatten(), Dense(k)]
+    return [Dense(3), layer, Dense(k)]
 
 
 def _distinct(registry: dict) -> list[str]:
@@ -502,8 +533,8 @@ def _target_for(loss, n: int) -> np.ndarray:
 
 #: each architecture: a function of the number of outputs returning fresh layers
 ARCHITECTURES = {"dense": lambda k: [Dense(k)]}
-ARCHITECTURES.update({f"flatten-dense-{name}": (lambda k, name=name: [Flatten(), Dense(3),
-                                                                      _default_layer(name), Dense(k)])
+ARCHITECTURES.update({f"flatten-dense-{name}": (lambda k, name=name: [Flatten(),
+                                                                      *_around(name, _default_layer(name), k)])
                       for name in sorted(LAYERS)})
 
 
@@ -802,6 +833,187 @@ def test_gradcheck_of_every_layer_takes_any_X(layer, X):
         _require_finite(np.array(list(result.values())), f"gradcheck({layer}(), X) errors")
 
 
+# ================================================================== Sequential: images
+#: the shape of one image sample the CNNs below are built for
+CNN_SAMPLE = (5, 5, 2)
+#: small CNNs of every image layer and both normalizations, each a function returning fresh
+#: layers with 3 outputs
+CNNS = {
+    "conv": lambda: [snn.Conv2D(2, 3), Flatten(), Dense(3)],
+    "conv-bn-relu-pool-dropout": lambda: [snn.Conv2D(3, 2, padding="same"), snn.BatchNormalization(), ReLU(),
+                                          snn.MaxPool2D(2), snn.Dropout(0.5), Flatten(), Dense(3)],
+    "strided-avg-gap": lambda: [snn.Conv2D(2, 3, stride=2, padding=1, activation="relu"),
+                                snn.AvgPool2D(2, padding="same", count_include_pad=False),
+                                snn.GlobalAveragePooling2D(), Dense(3)],
+    "layernorm-pool": lambda: [snn.LayerNormalization(axis=(1, 2, 3)), snn.MaxPool2D(3, stride=1, padding=1),
+                               Flatten(), Dense(3)],
+}
+IMAGE_SPECIALS = [math.nan, math.inf, -math.inf, 1e300, -1e300, 3.5e38, -3.4e38, 1e-320, 0.0]
+
+
+@st.composite
+def images(draw):
+    """Batches of images that may not fit the CNNs: their shape, smaller and larger images,
+    other channel counts, samples of 1 to 5 axes, empty axes; any dtype; NaN, infinity and
+    values beyond float32 at random pixels. (Random normal pixels from a seed: drawing each
+    pixel would make Hypothesis's examples large and slow.)"""
+    kind = draw(st.sampled_from(["fits"] * 4 + ["size", "channels", "rank", "empty"]))
+    n = draw(st.integers(1, 3))
+    h, w, c = CNN_SAMPLE
+    if kind == "size":
+        h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    elif kind == "channels":
+        c = draw(st.sampled_from([1, 3, 4]))
+    shape = (n, h, w, c)
+    if kind == "rank":
+        shape = draw(st.sampled_from([(n,), (n, 50), (n, 5, 5), (n, 5, 10), (n, 5, 5, 2, 1), (n, 1, 5, 5, 2)]))
+    elif kind == "empty":
+        shape = draw(st.sampled_from([(0, h, w, c), (n, 0, w, c), (n, h, w, 0)]))
+    values = np.random.default_rng(draw(st.integers(0, 3))).normal(size=shape)
+    flat = values.reshape(-1)
+    for where, value in draw(st.lists(st.tuples(st.integers(0, 10 ** 6), st.sampled_from(IMAGE_SPECIALS)),
+                                      max_size=3)):
+        if flat.size:
+            flat[where % flat.size] = value
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float32, np.float64, np.float16, np.int64,
+                                  np.uint8, np.bool_, np.longdouble, np.complex64, object, "U8"]))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return values.astype(dtype)
+
+
+def _cnn(name: str, dtype: str = "float32") -> snn.Sequential:
+    model = snn.Sequential(CNNS[name](), seed=0, dtype=dtype)
+    return model.compile(loss="cross_entropy")
+
+
+@pytest.mark.parametrize("method", X_METHODS)
+@fuzz(25)
+@given(X=data_inputs(images()), cnn=st.sampled_from(sorted(CNNS)), dtype=st.sampled_from(["float32", "float64"]),
+       built=st.booleans())
+def test_image_models_take_any_images(method, X, cnn, dtype, built):
+    """Conv2D, pooling and normalization models: images that do not fit (a kernel larger
+    than the image, samples of 2 axes, another channel count once built), NaN and infinity
+    are our errors naming X; everything else gives finite outputs."""
+    model = _cnn(cnn, dtype)
+    if built:
+        model.build(CNN_SAMPLE)
+    y = np.arange(_n_samples(X)) % 3
+    with _quiet():
+        result = call(_run_method, model, method, X, y, names=("X",), what=f"{cnn}.{method}(images)")
+    if method in ("predict", "predict_proba", "output") and result is not _ERROR:
+        _require_finite(result, f"{cnn}.{method}")
+
+
+def _images(shape=(4, *CNN_SAMPLE), seed=0):
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+def _with(X, index, value):
+    X = X.copy()
+    X[index] = value
+    return X
+
+
+IMAGE_CASES = [
+    # (what, CNN, built, X, what the message says besides naming X)
+    ("NaN pixel", "conv-bn-relu-pool-dropout", False, _with(_images(), (1, 2, 3, 1), math.nan), r"NaN or infinity"),
+    ("NaN pixel", "conv-bn-relu-pool-dropout", True, _with(_images(), (1, 2, 3, 1), math.nan), r"NaN or infinity"),
+    ("infinite pixel", "strided-avg-gap", True, _with(_images(), (3, 0, 0, 0), -math.inf), r"NaN or infinity"),
+    ("pixel beyond float32", "layernorm-pool", True, _with(_images(), (0, 4, 4, 1), 1e39), r"out of float32 range"),
+    ("kernel larger than the image", "conv", False, _images((4, 2, 2, 2)),
+     r"window of 3 pixels \(kernel_size \(3, 3\).*does not fit in images of shape \(2, 2, 2\)"),
+    ("pool larger than the image", "conv-bn-relu-pool-dropout", False, _images((4, 1, 1, 2)),
+     r"MaxPool2D: a window of 2 pixels \(pool_size \(2, 2\).*does not fit in images of shape \(1, 1, 3\)"),
+    ("samples of 2 axes", "conv", False, _images((4, 5, 5)), r"Conv2D expects images \(N, height, width, channels\)"),
+    ("rows", "strided-avg-gap", False, _images((4, 50)), r"Conv2D expects images"),
+    ("another channel count", "conv-bn-relu-pool-dropout", True, _images((4, 5, 5, 3)), r"\(5, 5, 3\).*expects \(5, 5, 2\)"),
+    ("smaller images", "conv", True, _images((4, 4, 4, 2)), r"\(4, 4, 2\).*expects \(5, 5, 2\)"),
+    ("samples of 2 axes", "conv", True, _images((4, 5, 5)), r"expects \(5, 5, 2\)"),
+    ("one image without its batch axis", "conv", True, _images((5, 5, 2)), r"expects \(5, 5, 2\)"),
+    ("an empty batch", "conv", True, _images((0, 5, 5, 2)), r"empty"),
+]
+
+
+@pytest.mark.parametrize("method", ["fit", "predict", "evaluate", "validation_data"])
+@pytest.mark.parametrize("what, cnn, built, X, message", IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
+def test_images_that_do_not_fit_are_named(method, what, cnn, built, X, message):
+    model = _cnn(cnn)
+    if built:
+        model.build(CNN_SAMPLE)
+    y = np.arange(len(X)) % 3
+    argument = "X"
+    with _quiet():
+        if method == "validation_data":
+            if not built:
+                return                            # the training data builds the model
+            argument = "validation_data[0]"
+            result = call(model.fit, _images(), np.arange(4) % 3, validation_data=(X, y), epochs=1,
+                          names=(argument,), what=f"fit(validation_data=({what}, y))")
+        else:
+            result = call(_run_method, model, method, X, y, names=("X",), what=f"{method}({what})")
+    assert result is _ERROR, f"{method} accepted {what}"
+    with pytest.raises(ValueError, match=message) as raised:
+        if method == "validation_data":
+            model.fit(_images(), np.arange(4) % 3, validation_data=(X, y), epochs=1)
+        else:
+            _run_method(model, method, X, y)
+    assert re.search(rf"(?<![\w\[]){re.escape(argument)}(?![\w\[])", str(raised.value)), str(raised.value)
+
+
+#: values each argument of the layers of issue 10 must refuse in the constructor, with a
+#: ValueError or TypeError naming the argument (the fuzzing below only requires that an
+#: error, when there is one, names it)
+_WINDOW_REFUSED = [True, np.bool_(True), 2.5, 2.0, -1, 0, 10 ** 400, "3", math.nan, math.inf, None, (2,),
+                   (2, 2, 2), (), (2, True), (2, math.nan), (2, 2.0), [2, -1], {}]
+REFUSED = {
+    ("Conv2D", "filters"): [True, 2.0, -1, 0, 10 ** 400, "4", math.nan, (2,), None],
+    ("Conv2D", "kernel_size"): _WINDOW_REFUSED,
+    ("Conv2D", "stride"): _WINDOW_REFUSED,
+    ("Conv2D", "dilation"): _WINDOW_REFUSED,
+    ("Conv2D", "padding"): [True, -1, 10 ** 400, "full", "", math.nan, (1,), (1, 1, 1), 1.5, None, (1, -1)],
+    ("Conv2D", "use_bias"): [1, "yes", None, math.nan],
+    ("Conv2D", "activation"): ["nope", 5, math.nan, True],
+    ("Conv2D", "kernel_initializer"): ["nope", 5, None],
+    ("Conv2D", "name"): [5, b"x", math.nan],
+    ("MaxPool2D", "pool_size"): _WINDOW_REFUSED,
+    ("MaxPool2D", "stride"): [v for v in _WINDOW_REFUSED if v is not None],    # None: the pool size
+    ("MaxPool2D", "padding"): [True, -1, 10 ** 400, "full", math.nan, (1,), 1.5, None, 2],
+    ("AvgPool2D", "pool_size"): _WINDOW_REFUSED,
+    ("AvgPool2D", "count_include_pad"): [1, "no", None, math.nan],
+    ("BatchNormalization", "momentum"): [True, -0.1, 1.5, math.nan, math.inf, "0.9", 10 ** 400, None, [0.9]],
+    ("BatchNormalization", "eps"): [0, 0.0, -1e-5, math.nan, math.inf, True, "1e-5", None, 10 ** 400],
+    ("BatchNormalization", "center"): [1, "yes", None],
+    ("BatchNormalization", "scale"): [0, "no", None],
+    ("LayerNormalization", "eps"): [0, -1e-5, math.nan, math.inf, True, "1e-5", None],
+    ("LayerNormalization", "axis"): [True, 1.5, "1", math.nan, (), (1.5,), None, (True,), [1, "2"]],
+    ("LayerNormalization", "center"): [1, None],
+    ("Reshape", "shape"): [True, 3, (), (0,), (-1, -1), (1.5,), ("3",), (-2,), None, "3", (True,), (3, math.nan),
+                           10 ** 400],
+    ("GlobalAveragePooling2D", "name"): [5, b"x"],
+}
+
+
+@pytest.mark.parametrize("layer,argument", sorted(REFUSED))
+def test_the_new_layers_refuse_bad_constructor_arguments(layer, argument):
+    for value in REFUSED[layer, argument]:
+        kwargs = _required_kwargs(LAYERS[layer])
+        kwargs[argument] = value
+        result = call(LAYERS[layer], names=(argument,), what=f"{layer}({argument}={value!r:.40})", **kwargs)
+        assert result is _ERROR, f"{layer}({argument}={value!r:.40}) was accepted"
+
+
+@pytest.mark.xfail(strict=True, reason="Reshape's shape and LayerNormalization's axis take ints of any "
+                   "size; at build, formatting one of 5000 digits raises Python's 'Exceeds the limit "
+                   "(4300 digits) for integer string conversion', naming neither argument")
+@pytest.mark.parametrize("make, argument", [(lambda: snn.Reshape((10 ** 5000,)), "shape"),
+                                            (lambda: snn.LayerNormalization(axis=10 ** 5000), "axis")])
+def test_huge_ints_in_shape_and_axis_are_named(make, argument):
+    layer = call(make, names=(argument,), what=f"{argument}=10**5000")
+    if layer is not _ERROR:
+        call(snn.Sequential, [layer], input_shape=(4,), names=(argument,), what=f"build, {argument}=10**5000")
+
+
 # ============================================================ registries: constructors and use
 LAYER_SPECIFIC = {
     "units": [1, 2, 2 ** 63, 10 ** 400, np.int32(3), np.uint8(2), 2.0],
@@ -813,6 +1025,18 @@ LAYER_SPECIFIC = {
     "alpha": [0.0, 1e-323, 1e308, 0.3, 10.0],
     "rate": [0.0, 0.5, 0.99, 1 - 1e-16, 1.0],
     "name": ["", "a.b", "dense_0", "x" * 500, 5, b"x", ["a"]],
+    # the image layers' windows (IMAGE is 4 x 4: 5 does not fit), and their shapes of the wrong kind
+    "kernel_size": [1, 3, 4, 5, (1, 2), [2, 1], (4, 1), (2, 2, 2), (0, 1), (True, 1), (2.0, 2), (2, -1),
+                    2 ** 62, (1, 10 ** 400), np.array([2, 2]), (np.int64(2), np.uint8(1)), "3"],
+    "filters": [1, 4, 2 ** 31, np.int16(3)],
+    "padding": ["same", "valid", "SAME", "full", "causal", 1, 2, (1, 0), (0, -1), (1, 2, 3), 2 ** 62, [3, 3]],
+    "dilation": [1, 2, 3, (2, 1), (1, 2 ** 62)],
+    "activation": ["relu", "tanh", "softmax", "nope", "ReLU", 5],
+    "momentum": [0.0, 0.9, 0.99, 1.0, 1.5, -0.1, np.float16(0.5)],
+    "eps": [1e-5, 1e-300, 1e-323, 1e308, 0.0, -1e-5],
+    "axis": [-1, 1, 2, 3, 0, -2, -4, (1, 2), (1, 1), [1, -1], (), (1.0,), 10 ** 400],
+    "shape": [(3,), (-1,), (3, 1), (1, 3), (1, -1), (-1, -1), (0,), (3, 0), [3], (1.5,), ("3",),
+              (-2,), (2 ** 62, -1), 3, "3"],
 }
 LAYER_ARGS = [(name, p) for name in sorted(LAYERS)
               for p, v in inspect.signature(LAYERS[name]).parameters.items()
@@ -830,7 +1054,7 @@ def test_every_layer_takes_any_constructor_argument(fuzz_dir, layer, argument, v
     instance = call(cls, names=(argument,), what=f"{layer}({argument}=...)", **kwargs)
     if instance is _ERROR:
         return
-    layers = [instance] if cls is Dense else [Dense(3), instance, Dense(3)]
+    layers = [instance] if cls is Dense else _around(layer, instance, 3)
     model = call(snn.Sequential, layers, seed=0, names=(argument,), what=f"Sequential([{layer}])")
     if model is not _ERROR:
         model.loss = LOSSES["cross_entropy"]()
@@ -1086,11 +1310,18 @@ def test_xor_is_the_tutorials_table():
 
 # ------------------------------------------------------------------------------ model files
 @functools.lru_cache(maxsize=None)
-def _valid_model_file() -> tuple[bytes, dict, dict]:
-    """The bytes of a small valid model file, its JSON document and its arrays."""
+def _valid_model_file(kind: str = "dense") -> tuple[bytes, dict, dict]:
+    """The bytes of a small valid model file, its JSON document and its arrays: a Dense
+    stack, or (``"cnn"``) a CNN with buffers (batch norm's running statistics)."""
     import tempfile
-    model = snn.Sequential([Dense(3), ReLU(), Dense(3)], seed=0)
-    model.fit(_valid_data(4), np.arange(4) % 3, loss="cross_entropy", optimizer="adam", epochs=1)
+    if kind == "cnn":
+        model = snn.Sequential([snn.Conv2D(2, 2), snn.BatchNormalization(), ReLU(), snn.MaxPool2D(2), Flatten(),
+                                Dense(3)], seed=0)
+        X = np.random.default_rng(0).normal(size=(4, 4, 4, 1))
+    else:
+        model = snn.Sequential([Dense(3), ReLU(), Dense(3)], seed=0)
+        X = _valid_data(4)
+    model.fit(X, np.arange(4) % 3, loss="cross_entropy", optimizer="adam", epochs=1)
     model.classes = np.array(["a", "b", "c"])
     with tempfile.TemporaryDirectory() as tmp:
         path = model.save(os.path.join(tmp, "valid.npz"), metadata={"note": "fuzz"})
@@ -1114,7 +1345,10 @@ def _paths(node, prefix=()):
 JSON_EDGES = [None, True, False, 0, -1, 1, 2, 3, 2 ** 31, 2 ** 64, 10 ** 400, -10 ** 400, 1.5, -0.0, 1e308,
               math.nan, math.inf, "", "x", "float16", "float64", "Dense", "adam", "mse", [], [1], [[]],
               ["a", 1], [1.5, 2.5, 3.5], {}, {"class": "Dense", "config": {}},
-              {"class": "Dense", "config": {"units": 10 ** 400}}, [3, 10 ** 400], {"a": [1, {"b": None}]}]
+              {"class": "Dense", "config": {"units": 10 ** 400}}, [3, 10 ** 400], {"a": [1, {"b": None}]},
+              "channels_first", "channels_last", "same", [2, 2], [4, 4, 1], [2 ** 31, 2 ** 31, 1], [0, 2],
+              {"class": "Conv2D", "config": {"filters": 2 ** 40, "kernel_size": 2}},
+              {"class": "AvgPool2D", "config": {"pool_size": 3, "count_include_pad": False}}]
 
 
 def _load_checked(path: Path) -> None:
@@ -1148,9 +1382,10 @@ def test_load_takes_random_bytes(fuzz_dir, data, prefix):
 
 @fuzz(80)
 @given(edits=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)), min_size=1, max_size=4),
-       cut=st.one_of(st.none(), st.integers(0, 10 ** 6)), tail=st.binary(max_size=20))
-def test_load_takes_damaged_model_files(fuzz_dir, edits, cut, tail):
-    raw = bytearray(_valid_model_file()[0])
+       cut=st.one_of(st.none(), st.integers(0, 10 ** 6)), tail=st.binary(max_size=20),
+       kind=st.sampled_from(["dense", "cnn"]))
+def test_load_takes_damaged_model_files(fuzz_dir, edits, cut, tail, kind):
+    raw = bytearray(_valid_model_file(kind)[0])
     for position, byte in edits:
         raw[position % len(raw)] = byte
     if cut is not None:
@@ -1169,9 +1404,9 @@ ARRAY_EDITS = ["none"] * 4 + ["drop", "extra", "params_short", "params_float16",
 @fuzz(200)
 @given(data=st.data(), edit=st.sampled_from(["replace"] * 4 + ["delete", "add"]),
        array_edit=st.sampled_from(ARRAY_EDITS), value=st.sampled_from(JSON_EDGES),
-       nan_json=st.booleans())
-def test_load_takes_mutated_model_files(fuzz_dir, data, edit, array_edit, value, nan_json):
-    _, document, arrays = _valid_model_file()
+       nan_json=st.booleans(), kind=st.sampled_from(["dense", "cnn"]))
+def test_load_takes_mutated_model_files(fuzz_dir, data, edit, array_edit, value, nan_json, kind):
+    _, document, arrays = _valid_model_file(kind)
     document, arrays = copy.deepcopy(document), dict(arrays)
     paths = [p for p in _paths(document) if p]
     # the fields a model is built from more often than the 100-odd of the random state

@@ -354,3 +354,59 @@ def test_idx_claims_larger_than_memory_are_refused_under_rlimit(tmp_path):
         "more than its" in lines[0], lines[0]
     assert lines[1].startswith(f"ValueError {padded}: IDX payload truncated") and \
         f"the file holds {1 << 20} bytes" in lines[1], lines[1]
+
+
+# ------------------------------------------------------ image claims under a memory limit
+@posix_only
+def test_model_files_of_huge_images_load_or_are_refused_under_rlimit(model_file, tmp_path):
+    """Under 1 GiB of address space, small files declaring image layers for images of
+    2**30 to 2**40 values: loading builds the layers, and no build may allocate an image
+    (AvgPool2D's counts of real pixels once padded an image of ones in build: 8 GiB here).
+    Those whose parameters the file holds load; the others are refused by their declared
+    sizes or by their padding."""
+    _, members = model_file
+    base = dict(model_document(members), optimizer=None, classes=None, loss=None, metrics=None)
+    avg = {"class": "AvgPool2D", "config": {"pool_size": 3, "stride": 1, "padding": 1,
+                                            "count_include_pad": False}}
+    cases = {
+        "pools": ([2**15, 2**15, 1], [avg, {"class": "MaxPool2D", "config": {"padding": "same"}},
+                                      {"class": "GlobalAveragePooling2D", "config": {}}], 0),
+        "conv": ([2**15, 2**15, 1], [{"class": "Conv2D", "config": {"filters": 2, "kernel_size": 3,
+                                                                     "padding": "same"}}, avg,
+                                     {"class": "GlobalAveragePooling2D", "config": {}}], 20),
+        "normalized": ([2**14, 2**14, 4], [{"class": "LayerNormalization", "config": {"axis": [1, 2, 3]}},
+                                           {"class": "BatchNormalization", "config": {}}], 2 * 2**30 + 8),
+        "padding": ([8, 8, 1], [{"class": "Conv2D", "config": {"filters": 1, "kernel_size": 1,
+                                                                "padding": 2**40}}], 2),
+    }
+    paths = {}
+    for name, (input_shape, layers, n_params) in cases.items():
+        doc = dict(base, input_shape=input_shape, layers=layers, n_params=n_params,
+                   n_buffers=8 if name == "normalized" else 0)
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (n_params,)})
+        claimed = {**with_document(members, doc), "params.npy": header.getvalue() + bytes(80)}
+        if name == "normalized":
+            buffers = io.BytesIO()
+            np.save(buffers, np.zeros(8, np.float32))
+            claimed["buffers.npy"] = buffers.getvalue()
+        paths[name] = str(write_zip(tmp_path / f"{name}.npz", claimed))
+    out = run_limited(f"""
+        from scratchnn.io import load
+        for name, path in {paths!r}.items():
+            try:
+                model = load(path)
+                print(name, "LOADED", model.output_shape, model.count_params())
+            except ValueError as error:
+                print(name, "ValueError", error)
+            except BaseException as error:
+                print(name, "OTHER", type(error).__name__, error)
+    """)
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    assert lines.keys() == cases.keys(), out
+    assert lines["pools"] == "LOADED (1,) 0", out
+    assert lines["conv"] == "LOADED (2,) 20", out            # 20 weights, in the file
+    assert lines["normalized"].startswith("ValueError") and "more data than" in lines["normalized"], out
+    assert lines["padding"].startswith("ValueError") and "padding (1099511627776, 1099511627776)" in \
+        lines["padding"], out

@@ -99,6 +99,24 @@ def reset_peak_rss() -> bool:
     return now is not None and peak_rss_mib() <= now + 1.0
 
 
+def memory_figures(peak_setup: float, rss_setup: float | None, reset: bool, peak_train: float,
+                   ru_maxrss: float) -> dict:
+    """The ``memory`` part of a result line (in MiB), from ``peak_rss_mib`` and
+    ``current_rss_mib`` after import and data loading, whether ``reset_peak_rss`` worked, and
+    ``peak_rss_mib`` and ``ru_maxrss_mib`` after training. ``train_increment_mib`` is what
+    training adds on top of the imported framework and the loaded data."""
+    return {
+        "peak_rss_mib": max(peak_setup, peak_train),
+        "peak_after_setup_mib": peak_setup,
+        "rss_after_setup_mib": rss_setup,
+        "peak_reset": reset,
+        "train_peak_mib": peak_train if reset else None,
+        "train_increment_mib": (peak_train - rss_setup) if reset and rss_setup is not None
+        else max(0.0, peak_train - peak_setup),
+        "ru_maxrss_mib": ru_maxrss,
+    }
+
+
 def blas_threads() -> list[dict]:
     """The thread pools loaded in this process (threadpoolctl, when installed): library,
     API and thread count, to check that the requested thread count really applies."""

@@ -1,4 +1,5 @@
-"""Run every benchmark and write benchmarks/results/{results.json, results.md, mlp_epoch_times.png}.
+"""Run every benchmark and write benchmarks/results/{results.json, results.md,
+mlp_epoch_times.png, cnn_epoch_times.png}.
 
     python benchmarks/run.py --rounds 3
 
@@ -7,9 +8,13 @@
    hand-written NumPy tutorial network (bench_mlp.py), and the matrix products of one epoch
    alone (matmul_limit.py), with NumPy's BLAS and, when PyTorch is benchmarked, with PyTorch's:
    each in its own process, with the same thread count, interleaved in rounds whose order rotates.
-2. XOR: the tutorials' 2-4-1 recipe, 10,000 full-batch epochs, in scratchnn, a plain NumPy
+2. CNN: the Fashion-MNIST CNN (conv 32 3x3 - ReLU - max-pool 2 - conv 64 3x3 - ReLU - max-pool
+   2 - dense 128 - ReLU - dense 10, the same training) in scratchnn and PyTorch (bench_cnn.py),
+   and its matrix products at im2col's shapes alone (matmul_limit.py --network cnn), the same way
+   (--skip-cnn leaves it out).
+3. XOR: the tutorials' 2-4-1 recipe, 10,000 full-batch epochs, in scratchnn, a plain NumPy
    loop and PyTorch (bench_xor.py), interleaved in rounds.
-3. Whole process: a fresh python process that imports the system and trains one epoch on
+4. Whole process: a fresh python process that imports the system and trains one epoch on
    6,000 samples, and the install size of each system (process_time.py).
 
 Only the standard library is imported here; the systems run in child processes. See
@@ -43,6 +48,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SYSTEMS = ("scratchnn", "torch", "sklearn", "numpy-tutorial")
 MODULES = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn", "numpy-tutorial": "numpy"}
 XOR_SYSTEMS = {"scratchnn": "scratchnn", "numpy-tutorial": "numpy", "torch": "torch"}   # MLP name -> XOR name
+CNN_SYSTEMS = ("scratchnn", "torch")    # the systems that have the CNN (and scratchnn-before)
 #: ``--before DIR``: another scratchnn source tree, measured in the same rounds under this name
 BEFORE = "scratchnn-before"
 MATMUL = "matmul-limit"
@@ -184,60 +190,102 @@ def _stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-# ---------------------------------------------------------------------- MLP
-def run_mlp(args, systems: list[str]) -> dict:
+# ---------------------------------------------------------- MLP and CNN
+#: The two trained networks: their label, script and title.
+NETWORKS = {
+    "mlp": {"label": "MLP", "script": "bench_mlp.py", "title": "MLP 784-256-128-10"},
+    "cnn": {"label": "CNN", "script": "bench_cnn.py",
+            "title": "CNN conv32-pool-conv64-pool-128-10"},
+}
+
+
+def network_settings(args, network: str) -> dict:
+    """Epochs, samples and the extra arguments of the children of ``network``."""
+    if network == "mlp":
+        return {"epochs": args.epochs, "samples": args.samples, "child_args": [], "matmul_args": []}
+    child_args = [] if args.cnn_test_samples is None else ["--test-samples", str(args.cnn_test_samples)]
+    return {"epochs": args.cnn_epochs, "samples": args.cnn_samples, "child_args": child_args,
+            "matmul_args": ["--network", "cnn", "--batches", str(args.cnn_matmul_batches)]}
+
+
+def run_network(args, systems: list[str], network: str = "mlp", notes: list[str] | None = None) -> dict:
+    """The rounds of one network: every system and the matmul limits (NumPy's and, with
+    PyTorch among the systems, PyTorch's BLAS), each in its own process, the order rotating
+    from round to round. For the CNN, a ``--before`` tree whose CNN fails (one from before the
+    CNN layers existed) is left out with a note instead of failing the run."""
+    label, script = NETWORKS[network]["label"], NETWORKS[network]["script"]
+    settings = network_settings(args, network)
+    systems = list(systems)
     rounds = []
     for r in range(args.rounds):
         results = {}
         limits = [MATMUL] + [MATMUL_TORCH] * (REFERENCE in systems)
         for name in benchlib.rotated([*systems, *limits], r):
             if name in limits:
-                samples = args.samples or benchlib.TRAIN_SIZE
+                samples = settings["samples"] or benchlib.TRAIN_SIZE
                 backend = "torch" if name == MATMUL_TORCH else "numpy"
                 res = run_child("matmul_limit.py", ["--samples", str(samples),
                                                     "--repeats", str(args.matmul_repeats),
                                                     "--threads", str(args.threads),
-                                                    "--backend", backend], args.threads)
-                log(f"[MLP round {r + 1}/{args.rounds}] {name:<15} {res['matmul_seconds_per_epoch']:.3f} s/epoch "
-                    f"({res['gflops']:.0f} GFLOP/s)")
+                                                    "--backend", backend, *settings["matmul_args"]],
+                                args.threads)
+                log(f"[{label} round {r + 1}/{args.rounds}] {name:<15} {res['matmul_seconds_per_epoch']:.3f} "
+                    f"s/epoch ({res['gflops']:.0f} GFLOP/s)")
             else:
                 system = "scratchnn" if name == BEFORE else name
-                child_args = ["--system", system, "--epochs", str(args.epochs), "--threads", str(args.threads),
-                              "--seed", str(args.seed + r)]
-                if args.samples:
-                    child_args += ["--samples", str(args.samples)]
+                child_args = ["--system", system, "--epochs", str(settings["epochs"]),
+                              "--threads", str(args.threads), "--seed", str(args.seed + r),
+                              *settings["child_args"]]
+                if settings["samples"]:
+                    child_args += ["--samples", str(settings["samples"])]
                 if args.synthetic:
                     child_args.append("--synthetic")
-                res = run_child("bench_mlp.py", child_args, args.threads,
-                                args.before_snapshot if name == BEFORE else None)
+                try:
+                    res = run_child(script, child_args, args.threads,
+                                    args.before_snapshot if name == BEFORE else None)
+                except ChildFailed as error:
+                    if network == "mlp" or name != BEFORE:
+                        raise
+                    last = str(error).strip().splitlines()[-1]
+                    message = f"{label}: {BEFORE} left out: its {script} process failed ({last})"
+                    log(message)
+                    if notes is not None:
+                        notes.append(message)
+                    systems.remove(BEFORE)
+                    for previous in rounds:
+                        previous.pop(BEFORE, None)
+                    continue
                 res["epoch_s"] = steady_epoch(res["epoch_times"])
-                log(f"[MLP round {r + 1}/{args.rounds}] {name:<15} {res['epoch_s']:.3f} s/epoch, test accuracy "
-                    f"{res['test_accuracy']:.4f}, peak {res['memory']['peak_rss_mib']:.0f} MiB "
+                log(f"[{label} round {r + 1}/{args.rounds}] {name:<15} {res['epoch_s']:.3f} s/epoch, test "
+                    f"accuracy {res['test_accuracy']:.4f}, peak {res['memory']['peak_rss_mib']:.0f} MiB "
                     f"(steal {res['process'].get('steal_s', 0):.1f} s)")
             res["order"] = len(results)
             results[name] = res
         rounds.append(results)
-    return {"rounds": rounds, "summary": summarize_mlp(rounds, systems)}
+    return {"network": network, "systems": systems, "epochs": settings["epochs"],
+            "samples": settings["samples"] or benchlib.TRAIN_SIZE,
+            "rounds": rounds, "summary": summarize(rounds, systems)}
 
 
-def summarize_mlp(rounds: list[dict], systems: list[str]) -> dict:
+def _matmul_summary(limits: list[dict]) -> dict:
+    best = min(limits, key=lambda m: m["matmul_seconds_per_epoch"])
+    return {"seconds_per_epoch": best["matmul_seconds_per_epoch"], "gflops": best["gflops"],
+            "gflop_per_epoch": best["gflop_per_epoch"], "batches": best["batches"],
+            "last_batch": best["last_batch"], "samples": best["samples"],
+            "timed_batches": best.get("timed_batches", best["batches"]),
+            "per_round_s": [m["matmul_seconds_per_epoch"] for m in limits], "per_op": best["per_op"]}
+
+
+def summarize(rounds: list[dict], systems: list[str]) -> dict:
+    """Per system: seconds per epoch, ratios to PyTorch, accuracy, memory, matmul share."""
     matmul = [r[MATMUL] for r in rounds]
-    best = min(matmul, key=lambda m: m["matmul_seconds_per_epoch"])
-    summary = {"matmul_limit": {
-        "seconds_per_epoch": best["matmul_seconds_per_epoch"], "gflops": best["gflops"],
-        "gflop_per_epoch": best["gflop_per_epoch"], "batches": best["batches"],
-        "last_batch": best["last_batch"], "samples": best["samples"],
-        "per_round_s": [m["matmul_seconds_per_epoch"] for m in matmul], "per_op": best["per_op"]},
-        "systems": {}}
+    summary = {"matmul_limit": _matmul_summary(matmul), "systems": {}}
     if MATMUL_TORCH in rounds[0]:
         torch_matmul = [r[MATMUL_TORCH] for r in rounds]
-        fastest = min(torch_matmul, key=lambda m: m["matmul_seconds_per_epoch"])
         summary["matmul_limit_torch"] = {
-            "seconds_per_epoch": fastest["matmul_seconds_per_epoch"], "gflops": fastest["gflops"],
-            "per_round_s": [m["matmul_seconds_per_epoch"] for m in torch_matmul],
+            **_matmul_summary(torch_matmul),
             "ratio_to_numpy_per_round": [t["matmul_seconds_per_epoch"] / n["matmul_seconds_per_epoch"]
-                                         for t, n in zip(torch_matmul, matmul)],
-            "per_op": fastest["per_op"]}
+                                         for t, n in zip(torch_matmul, matmul)]}
     has_reference = REFERENCE in systems
     for name in systems:
         per_round = [r[name]["epoch_s"] for r in rounds]
@@ -263,12 +311,36 @@ def summarize_mlp(rounds: list[dict], systems: list[str]) -> dict:
             entry["ratio_to_torch"] = _stats(ratios)
         if name == "sklearn":
             entry["sklearn_details"] = rounds[0][name]["sklearn_details"]
+        if "parameters" in rounds[0][name]:
+            entry["parameters"] = rounds[0][name]["parameters"]
         summary["systems"][name] = entry
     if has_reference:
         torch_peak = summary["systems"][REFERENCE]["peak_rss_mib_median"]
         for entry in summary["systems"].values():
             entry["peak_rss_ratio_to_torch"] = entry["peak_rss_mib_median"] / torch_peak
     return summary
+
+
+def network_notes(part: dict, threads: int, prefix: str = "") -> list[str]:
+    """Notes on one network's results: thread pools of another size, epochs that get slower
+    during training, seconds per epoch that vary much between rounds."""
+    notes = []
+    for name, entry in part["summary"]["systems"].items():
+        for pool in entry["thread_pools"]:
+            if pool["threads"] != threads:
+                notes.append(f"{prefix}{name}: thread pool {pool['api']} ({pool['prefix']}) has "
+                             f"{pool['threads']} threads, not {threads}")
+        drift = [r[name]["epoch_times"][-1] / r[name]["epoch_times"][1] for r in part["rounds"]
+                 if len(r[name]["epoch_times"]) > 2]
+        if drift and statistics.median(drift) > 1.15:
+            notes.append(f"{prefix}{name}: epochs get slower during training (last epoch / epoch 2: "
+                         f"{statistics.median(drift):.2f}x, median over rounds); see the per-epoch times "
+                         "in results.json and the README's caveats")
+        if entry["spread_max_over_min"] > 1.5:
+            notes.append(f"{prefix}{name}: seconds per epoch vary {entry['spread_max_over_min']:.1f}x between "
+                         f"rounds ({', '.join(f'{v:.3f}' for v in entry['epoch_s_per_round'])}): the machine "
+                         "was busy")
+    return notes
 
 
 # ---------------------------------------------------------------------- XOR
@@ -318,6 +390,86 @@ def _source(results: dict) -> str:
     return f" (source {source['sha256']})"
 
 
+def _epochs_phrase(epochs: int) -> str:
+    return "the time of the one epoch" if epochs == 1 else f"median of epochs 2 to {epochs}"
+
+
+def network_markdown(results: dict, network: str, data: str) -> list[str]:
+    """The section of results.md of the MLP or the CNN: the table of the systems, the matmul
+    limit and, for the CNN, the products one by one."""
+    a, part = results["settings"], results[network]
+    summary, limit = part["summary"], part["summary"]["matmul_limit"]
+    epochs, samples = part.get("epochs", a["epochs"]), part.get("samples", a["samples"] or 60000)
+    if network == "mlp":
+        lines = [f"### MLP 784-256-128-10 on {data}", "",
+                 "ReLU, softmax cross-entropy, Adam (lr 1e-3), batch 128 reshuffled every epoch, float32; "]
+    else:
+        params = {s["parameters"] for s in summary["systems"].values() if "parameters" in s}
+        count = ", ".join(f"{n:,}" for n in sorted(params)) or "n/a"
+        lines = [f"### CNN conv32-pool-conv64-pool-128-10 on {data}", "",
+                 "Conv 32 (3x3, valid) - ReLU - max-pool 2 - conv 64 (3x3, valid) - ReLU - max-pool 2 - "
+                 f"flatten - dense 128 - ReLU - dense 10 ({count} parameters); images 28x28x1 "
+                 "(scratchnn channels last, PyTorch channels first); softmax cross-entropy, Adam "
+                 "(lr 1e-3), batch 128 reshuffled every epoch, float32; "]
+    lines[-1] += (
+        f"{samples} training samples, {epochs} epochs, {a['rounds']} rounds. "
+        f"Seconds per epoch: {_epochs_phrase(epochs)} in each round, then the median and the minimum "
+        "over rounds; × torch: the ratio to PyTorch in the same round (median, min over rounds); peak: "
+        "the process's peak resident memory; training: what training adds to the memory after import "
+        "and data loading; matmul share: the matmul limit over the system's seconds per epoch.")
+    lines += [
+        "",
+        "| system | s/epoch (median) | s/epoch (min) | × torch (median) | × torch (min) | first epoch s "
+        "| test accuracy | peak MiB | training MiB | peak × torch | matmul share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in summary["systems"].items():
+        r = s.get("ratio_to_torch", {})
+        lines.append(f"| {name} | {_f(s['epoch_s']['median'])} | {_f(s['epoch_s']['min'])} "
+                     f"| {_f(r.get('median'), 2)} | {_f(r.get('min'), 2)} | {_f(s['first_epoch_s_median'])} "
+                     f"| {_f(s['test_accuracy_mean'], 4)} | {_f(s['peak_rss_mib_median'], 0)} "
+                     f"| {_f(s['train_increment_mib_median'], 0)} | {_f(s.get('peak_rss_ratio_to_torch'), 2)} "
+                     f"| {_f(100 * s['matmul_share'], 0, '%')} |")
+    timed = ""
+    if limit["timed_batches"] < limit["batches"]:
+        timed = (f"; timed on the first {limit['timed_batches']} batches of each size and scaled to the "
+                 f"epoch's {limit['batches']}")
+    what = "matrix products" if network == "mlp" else "matrix products at im2col's shapes"
+    lines += ["", f"Matmul limit: the {limit['batches']} batches' {what} "
+                  f"({limit['batches'] - 1} of 128 and one of {limit['last_batch']}; {limit['gflop_per_epoch']:.1f} "
+                  f"GFLOP per epoch) take {limit['seconds_per_epoch']:.3f} s per epoch at "
+                  f"{limit['gflops']:.0f} GFLOP/s (NumPy, float32, best of all repeats and rounds{timed}; "
+                  "per round: " + ", ".join(f"{v:.3f}" for v in limit["per_round_s"]) + " s).", ""]
+    torch_limit = summary.get("matmul_limit_torch")
+    if torch_limit:
+        t = torch_limit
+        lines += [f"PyTorch's own BLAS does the same products in {t['seconds_per_epoch']:.3f} s per epoch "
+                  f"({t['gflops']:.0f} GFLOP/s; per round: " + ", ".join(f"{v:.3f}" for v in t["per_round_s"])
+                  + f" s): {statistics.median(t['ratio_to_numpy_per_round']):.2f}× NumPy's time "
+                  "(median over rounds of the ratio within a round).", ""]
+    if network == "cnn":
+        head = "| product (the shapes of one batch) | NumPy s/epoch | NumPy GFLOP/s |"
+        rule = "|---|---:|---:|"
+        if torch_limit:
+            head += " PyTorch s/epoch | PyTorch GFLOP/s |"
+            rule += "---:|---:|"
+        lines += ["The products one by one (each alone, best of its repeats):", "", head, rule]
+        torch_ops = torch_limit["per_op"] if torch_limit else [None] * len(limit["per_op"])
+        for op, top in zip(limit["per_op"], torch_ops):
+            row = f"| {op['op']} | {_f(op['seconds_per_epoch'])} | {_f(op['gflops'], 0)} |"
+            if top:
+                row += f" {_f(top['seconds_per_epoch'])} | {_f(top['gflops'], 0)} |"
+            lines.append(row)
+        lines.append("")
+    if "sklearn" in summary["systems"]:
+        d = summary["systems"]["sklearn"]["sklearn_details"]
+        lines += [f"scikit-learn, given float32 input, trained in {d['coefs_dtype']} (weights "
+                  f"{d['coefs_dtype']}, Adam moments {d['adam_moment_dtype']}, probabilities "
+                  f"{d['predict_proba_dtype']}); its epoch times include the input check that every "
+                  f"partial_fit call repeats ({d['input_check_s_per_call'] * 1000:.0f} ms).", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     m, a = results["machine"], results["settings"]
     lines = [
@@ -331,45 +483,9 @@ def markdown(results: dict) -> str:
     ]
     data = "random synthetic data of the Fashion-MNIST shapes (accuracy is chance level)" \
         if a["synthetic"] else "Fashion-MNIST"
-    mlp = results["mlp"]["summary"]
-    limit = mlp["matmul_limit"]
-    lines += [
-        f"### MLP 784-256-128-10 on {data}", "",
-        f"ReLU, softmax cross-entropy, Adam (lr 1e-3), batch 128 reshuffled every epoch, float32; "
-        f"{a['samples'] or 60000} training samples, {a['epochs']} epochs, {a['rounds']} rounds. "
-        "Seconds per epoch: median of epochs 2 to "
-        f"{a['epochs']} in each round, then the median and the minimum over rounds; "
-        "× torch: the ratio to PyTorch in the same round (median, min over rounds); peak: the "
-        "process's peak resident memory; training: what training adds to the memory after import "
-        "and data loading; matmul share: the matmul limit over the system's seconds per epoch.", "",
-        "| system | s/epoch (median) | s/epoch (min) | × torch (median) | × torch (min) | first epoch s "
-        "| test accuracy | peak MiB | training MiB | peak × torch | matmul share |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, s in mlp["systems"].items():
-        r = s.get("ratio_to_torch", {})
-        lines.append(f"| {name} | {_f(s['epoch_s']['median'])} | {_f(s['epoch_s']['min'])} "
-                     f"| {_f(r.get('median'), 2)} | {_f(r.get('min'), 2)} | {_f(s['first_epoch_s_median'])} "
-                     f"| {_f(s['test_accuracy_mean'], 4)} | {_f(s['peak_rss_mib_median'], 0)} "
-                     f"| {_f(s['train_increment_mib_median'], 0)} | {_f(s.get('peak_rss_ratio_to_torch'), 2)} "
-                     f"| {_f(100 * s['matmul_share'], 0, '%')} |")
-    lines += ["", f"Matmul limit: the {limit['batches']} batches' matrix products alone "
-                  f"({limit['batches'] - 1} of 128 and one of {limit['last_batch']}; {limit['gflop_per_epoch']:.1f} "
-                  f"GFLOP per epoch) take {limit['seconds_per_epoch']:.3f} s per epoch at "
-                  f"{limit['gflops']:.0f} GFLOP/s (NumPy, float32, best of all repeats and rounds; per round: "
-                  + ", ".join(f"{v:.3f}" for v in limit["per_round_s"]) + " s).", ""]
-    if "matmul_limit_torch" in mlp:
-        t = mlp["matmul_limit_torch"]
-        lines += [f"PyTorch's own BLAS does the same products in {t['seconds_per_epoch']:.3f} s per epoch "
-                  f"({t['gflops']:.0f} GFLOP/s; per round: " + ", ".join(f"{v:.3f}" for v in t["per_round_s"])
-                  + f" s): {statistics.median(t['ratio_to_numpy_per_round']):.2f}× NumPy's time "
-                  "(median over rounds of the ratio within a round).", ""]
-    if "sklearn" in mlp["systems"]:
-        d = mlp["systems"]["sklearn"]["sklearn_details"]
-        lines += [f"scikit-learn, given float32 input, trained in {d['coefs_dtype']} (weights "
-                  f"{d['coefs_dtype']}, Adam moments {d['adam_moment_dtype']}, probabilities "
-                  f"{d['predict_proba_dtype']}); its epoch times include the input check that every "
-                  f"partial_fit call repeats ({d['input_check_s_per_call'] * 1000:.0f} ms).", ""]
+    lines += network_markdown(results, "mlp", data)
+    if "cnn" in results:
+        lines += network_markdown(results, "cnn", data)
     if "xor" in results:
         x = results["xor"]["summary"]
         lines += [f"### XOR, the tutorials' recipe: 2-4-1 sigmoid, BCE, SGD lr 0.1, {results['xor']['epochs']:,} "
@@ -388,7 +504,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "process" in results:
         p, inst = results["process"], results["install"]
-        lines += [f"### Whole process and install size", "",
+        lines += ["### Whole process and install size", "",
                   f"Wall time of a fresh `python -c` that imports the system, loads the data and trains one "
                   f"epoch on {a['process_samples']:,} samples (median, min of {a['process_runs']} runs); "
                   "baseline: the data loading alone. Install size: the installed files of the system's "
@@ -406,32 +522,33 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, path: Path) -> str | None:
-    """The bar chart of seconds per epoch; None, or the reason it was not drawn."""
+def plot(results: dict, path: Path, network: str = "mlp") -> str | None:
+    """The bar chart of seconds per epoch of ``network``; None, or the reason it was not drawn."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no chart"
-    mlp = results["mlp"]["summary"]
-    names = list(mlp["systems"])
-    med = [mlp["systems"][n]["epoch_s"]["median"] for n in names]
-    low = [m - mlp["systems"][n]["epoch_s"]["min"] for m, n in zip(med, names)]
-    high = [mlp["systems"][n]["epoch_s"]["max"] - m for m, n in zip(med, names)]
+    summary = results[network]["summary"]
+    names = list(summary["systems"])
+    med = [summary["systems"][n]["epoch_s"]["median"] for n in names]
+    low = [m - summary["systems"][n]["epoch_s"]["min"] for m, n in zip(med, names)]
+    high = [summary["systems"][n]["epoch_s"]["max"] - m for m, n in zip(med, names)]
     fig, ax = plt.subplots(figsize=(7, 4))
     bars = ax.bar(names, med, yerr=[low, high], capsize=6, color="#4c72b0")
     for bar, value in zip(bars, med):
         ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, value), xytext=(12, 3),
                     textcoords="offset points", ha="left", fontsize=9)
-    limit = mlp["matmul_limit"]["seconds_per_epoch"]
+    limit = summary["matmul_limit"]["seconds_per_epoch"]
     ax.axhline(limit, color="#c44e52", linestyle="--", label=f"matmul limit (NumPy) {limit:.3f} s")
-    if "matmul_limit_torch" in mlp:
-        torch_limit = mlp["matmul_limit_torch"]["seconds_per_epoch"]
+    if "matmul_limit_torch" in summary:
+        torch_limit = summary["matmul_limit_torch"]["seconds_per_epoch"]
         ax.axhline(torch_limit, color="#dd8452", linestyle=":",
                    label=f"the same products with PyTorch's BLAS {torch_limit:.3f} s")
-    ax.set_ylabel("seconds per epoch (median of epochs 2+)")
-    ax.set_title(f"MLP 784-256-128-10, batch 128, {results['machine']['threads']} threads: "
+    epochs = results[network].get("epochs", results["settings"]["epochs"])
+    ax.set_ylabel("seconds per epoch" + (" (median of epochs 2+)" if epochs > 1 else ""))
+    ax.set_title(f"{NETWORKS[network]['title']}, batch 128, {results['machine']['threads']} threads: "
                  f"median, min-max over {results['settings']['rounds']} rounds", fontsize=9)
     ax.legend()
     fig.tight_layout()
@@ -453,6 +570,15 @@ def parse_args(argv=None):
     parser.add_argument("--synthetic", action="store_true",
                         help="random data of the Fashion-MNIST shapes instead of the real files")
     parser.add_argument("--matmul-repeats", type=int, default=5)
+    parser.add_argument("--skip-cnn", action="store_true")
+    parser.add_argument("--cnn-epochs", type=int, default=3)
+    parser.add_argument("--cnn-samples", type=int, default=None,
+                        help="first N training samples of the CNN (default all)")
+    parser.add_argument("--cnn-test-samples", type=int, default=None,
+                        help="first N test images of the CNN's accuracy (default all 10,000)")
+    parser.add_argument("--cnn-matmul-batches", type=int, default=20,
+                        help="the CNN's matmul limit times the first N batches of each batch size and "
+                             "scales to the epoch (default 20)")
     parser.add_argument("--skip-xor", action="store_true")
     parser.add_argument("--xor-epochs", type=int, default=10_000)
     parser.add_argument("--skip-process", action="store_true")
@@ -464,12 +590,13 @@ def parse_args(argv=None):
                              "checkout's src/), measured in the same rounds as the system "
                              f"'{BEFORE}', for before/after comparisons")
     args = parser.parse_args(argv)
-    for name in ("rounds", "epochs", "threads", "matmul_repeats", "xor_epochs", "process_runs",
-                 "process_samples"):
+    for name in ("rounds", "epochs", "threads", "matmul_repeats", "cnn_epochs", "cnn_matmul_batches",
+                 "xor_epochs", "process_runs", "process_samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.samples is not None and args.samples < 1:
-        parser.error("--samples must be at least 1")
+    for name in ("samples", "cnn_samples", "cnn_test_samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     args.systems = list(dict.fromkeys(args.systems))
     return args
 
@@ -522,25 +649,20 @@ def _run(args, command, systems, notes, started, root, snapshot) -> int:
         log("no system to run")
         return 2
 
-    results["mlp"] = run_mlp(args, systems)
+    results["mlp"] = run_network(args, systems, "mlp", notes)
     first = results["mlp"]["rounds"][0]
     pools = first[MATMUL].get("thread_pools", [])
     if pools:
         results["blas"] = ", ".join(f"{p['api']} {p['version']}" for p in pools)
-    for name, entry in results["mlp"]["summary"]["systems"].items():
-        for pool in entry["thread_pools"]:
-            if pool["threads"] != args.threads:
-                notes.append(f"{name}: thread pool {pool['api']} ({pool['prefix']}) has {pool['threads']} "
-                             f"threads, not {args.threads}")
-        drift = [r[name]["epoch_times"][-1] / r[name]["epoch_times"][1] for r in results["mlp"]["rounds"]
-                 if len(r[name]["epoch_times"]) > 2]
-        if drift and statistics.median(drift) > 1.15:
-            notes.append(f"{name}: epochs get slower during training (last epoch / epoch 2: "
-                         f"{statistics.median(drift):.2f}x, median over rounds); see the per-epoch times "
-                         "in results.json and the README's caveats")
-        if entry["spread_max_over_min"] > 1.5:
-            notes.append(f"{name}: seconds per epoch vary {entry['spread_max_over_min']:.1f}x between rounds "
-                         f"({', '.join(f'{v:.3f}' for v in entry['epoch_s_per_round'])}): the machine was busy")
+    if not args.skip_cnn:
+        cnn_systems = [s for s in systems if s in CNN_SYSTEMS or s == BEFORE]
+        if cnn_systems:
+            results["cnn"] = run_network(args, cnn_systems, "cnn", notes)
+        else:
+            notes.append("CNN skipped: it runs in " + " and ".join(CNN_SYSTEMS) + ", none of them selected")
+    for network in ("mlp", "cnn"):
+        if network in results:
+            notes += network_notes(results[network], args.threads, "" if network == "mlp" else "CNN: ")
     if not args.skip_xor:
         results["xor"] = run_xor(args, systems)
         for name, entry in results["xor"]["summary"].items():
@@ -555,23 +677,29 @@ def _run(args, command, systems, notes, started, root, snapshot) -> int:
     if source and end and source["sha256"] != end["sha256"]:
         notes.append(f"scratchnn's source changed during the run (from {source['sha256']} to "
                      f"{end['sha256']}); every process imported the copy taken at the start")
-    imported = {child.get("scratchnn_imported_from") for part in ("mlp", "xor")
+    imported = {child.get("scratchnn_imported_from") for part in ("mlp", "cnn", "xor")
                 for round_ in results.get(part, {}).get("rounds", []) for child in round_.values()} - {None}
     results["scratchnn_imported_from"] = sorted(imported)
     snapshots = tuple(str(d) for d in (snapshot, args.before_snapshot) if d is not None)
     if snapshot is not None and any(not path.startswith(snapshots) for path in imported):
         notes.append(f"some processes imported scratchnn from outside the snapshot: {sorted(imported)}")
 
-    chart = args.out / "mlp_epoch_times.png"
-    problem = plot(results, chart)
-    if problem:
-        notes.append(problem)
-    else:
-        results["chart"] = chart.name
+    charts = []
+    for network, key in (("mlp", "chart"), ("cnn", "cnn_chart")):
+        if network not in results:
+            continue
+        chart = args.out / f"{network}_epoch_times.png"
+        problem = plot(results, chart, network)
+        if problem:
+            if problem not in notes:
+                notes.append(problem)
+        else:
+            results[key] = chart.name
+            charts.append(str(chart))
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(results))
-    log(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'}"
-        + ("" if problem else f", {chart}") + f" in {results['harness_wall_s'] / 60:.1f} minutes")
+    log(f"wrote {', '.join([str(args.out / 'results.json'), str(args.out / 'results.md'), *charts])} "
+        f"in {results['harness_wall_s'] / 60:.1f} minutes")
     return 0
 
 

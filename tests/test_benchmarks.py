@@ -22,6 +22,17 @@ SYSTEMS = ["scratchnn", "numpy-tutorial"] + ["torch"] * HAS_TORCH + ["sklearn"] 
 SAMPLES = 1000
 # FLOPs of one sample in one epoch: forward and dW products of the 3 layers, dX of layers 2 and 3.
 FLOPS_PER_SAMPLE = 4 * (784 * 256 + 256 * 128 + 128 * 10) + 2 * (10 * 128 + 128 * 256)
+# The CNN on tiny settings: 2 batches of 128 and one of 44, 2 epochs, 500 test images.
+CNN_SYSTEMS = ["scratchnn"] + ["torch"] * HAS_TORCH
+CNN_SAMPLES, CNN_EPOCHS, CNN_TEST = 300, 2, 500
+CNN_SETTINGS = ["--cnn-samples", str(CNN_SAMPLES), "--cnn-epochs", str(CNN_EPOCHS),
+                "--cnn-test-samples", str(CNN_TEST), "--cnn-matmul-batches", "1"]
+CNN_PARAMETERS = (9 * 32 + 32) + (9 * 32 * 64 + 64) + (1600 * 128 + 128) + (128 * 10 + 10)
+# FLOPs of one sample of the CNN, at im2col's shapes: conv 1 (26x26 outputs, patches of 9,
+# 32 filters) forward and dW; conv 2 (11x11 outputs, patches of 3*3*32, 64 filters) forward,
+# dW and dX; dense 1600-128 and 128-10 forward, dW and dX.
+CNN_FLOPS_PER_SAMPLE = (2 * 2 * 26 * 26 * 9 * 32 + 3 * 2 * 11 * 11 * 288 * 64
+                        + 3 * 2 * (1600 * 128 + 128 * 10))
 
 
 def real_data_available() -> bool:
@@ -40,7 +51,7 @@ def run(tmp_path_factory):
     command = [sys.executable, str(BENCH / "run.py"), "--rounds", "1", "--epochs", "2",
                "--samples", str(SAMPLES), "--systems", *SYSTEMS, "--xor-epochs", "200",
                "--process-runs", "1", "--process-samples", str(SAMPLES), "--matmul-repeats", "2",
-               "--out", str(out)]
+               *CNN_SETTINGS, "--out", str(out)]
     if not real_data_available():
         command.append("--synthetic")
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -50,7 +61,7 @@ def run(tmp_path_factory):
 
 def test_results_have_every_part(run):
     results, out = run
-    for key in ("command", "date", "machine", "settings", "systems", "mlp", "xor", "process",
+    for key in ("command", "date", "machine", "settings", "systems", "mlp", "cnn", "xor", "process",
                 "install", "harness_wall_s", "notes"):
         assert key in results
     assert results["systems"] == SYSTEMS
@@ -118,6 +129,91 @@ def test_matmul_limit_counts_the_networks_products(run):
         assert "matmul_limit_torch" not in results["mlp"]["summary"]
 
 
+def test_cnn_figures_are_sane(run):
+    """The CNN runs in scratchnn and PyTorch, the same network (parameter count), with the
+    same figures as the MLP's, and learns something from 300 real images."""
+    results, _ = run
+    cnn = results["cnn"]
+    assert cnn["systems"] == CNN_SYSTEMS and cnn["epochs"] == CNN_EPOCHS and cnn["samples"] == CNN_SAMPLES
+    (round_,) = cnn["rounds"]
+    assert set(round_) == {*CNN_SYSTEMS, "matmul-limit"} | ({"matmul-limit-torch"} if HAS_TORCH else set())
+    summary = cnn["summary"]["systems"]
+    assert list(summary) == CNN_SYSTEMS
+    for name in CNN_SYSTEMS:
+        child = round_[name]
+        assert child["network"] == "cnn" and child["system"] == name
+        assert child["samples"] == CNN_SAMPLES and child["test_samples"] == CNN_TEST
+        assert len(child["epoch_times"]) == CNN_EPOCHS and all(t > 0 for t in child["epoch_times"])
+        assert child["epoch_s"] == child["epoch_times"][1]
+        assert child["parameters"] == CNN_PARAMETERS == summary[name]["parameters"]
+        assert child["threads"] == results["machine"]["threads"]
+        memory = child["memory"]
+        assert 0 < memory["rss_after_setup_mib"] <= memory["peak_rss_mib"]
+        assert memory["train_increment_mib"] >= 0
+        s = summary[name]
+        assert 0 < s["epoch_s"]["min"] <= s["epoch_s"]["median"] <= s["epoch_s"]["max"]
+        assert s["matmul_share"] == pytest.approx(
+            cnn["summary"]["matmul_limit"]["seconds_per_epoch"] / child["epoch_s"])
+        accuracy = s["test_accuracy_mean"]
+        assert 0 <= accuracy <= 1 and accuracy * CNN_TEST == pytest.approx(round(accuracy * CNN_TEST))
+        if not results["settings"]["synthetic"]:
+            assert accuracy > 0.2, name                 # chance is 0.1
+        if HAS_TORCH:
+            ratio = child["epoch_s"] / round_["torch"]["epoch_s"]
+            assert s["ratio_to_torch"]["median"] == pytest.approx(ratio)
+            assert s["peak_rss_ratio_to_torch"] == pytest.approx(
+                s["peak_rss_mib_median"] / summary["torch"]["peak_rss_mib_median"])
+        else:
+            assert "ratio_to_torch" not in s
+    if HAS_TORCH:
+        assert round_["torch"]["versions"]["torch_num_threads"] == results["machine"]["threads"]
+    assert all(path.startswith(results["scratchnn_snapshot"]) for path in
+               {round_[name]["scratchnn_imported_from"] for name in CNN_SYSTEMS} - {None})
+
+
+def test_cnn_matmul_limit_counts_im2col_products(run):
+    results, _ = run
+    summary = results["cnn"]["summary"]
+    limit = summary["matmul_limit"]
+    assert limit["batches"] == 3 and limit["last_batch"] == CNN_SAMPLES - 2 * 128
+    assert limit["timed_batches"] == 2                  # --cnn-matmul-batches 1: one of each size
+    assert limit["gflop_per_epoch"] == pytest.approx(CNN_SAMPLES * CNN_FLOPS_PER_SAMPLE / 1e9)
+    assert limit["seconds_per_epoch"] > 0 and limit["gflops"] > 0
+    assert [op["op"] for op in limit["per_op"]] == [
+        "conv 1 forward: (86528,9)@(9,32)", "conv 1 dW: (9,86528)@(86528,32)",
+        "conv 2 forward: (15488,288)@(288,64)", "conv 2 dW: (288,15488)@(15488,64)",
+        "conv 2 dX: (15488,64)@(64,288)",
+        "dense 1 forward: (128,1600)@(1600,128)", "dense 1 dW: (1600,128)@(128,128)",
+        "dense 1 dX: (128,128)@(128,1600)",
+        "dense 2 forward: (128,128)@(128,10)", "dense 2 dW: (128,128)@(128,10)",
+        "dense 2 dX: (128,10)@(10,128)"]
+    (round_,) = results["cnn"]["rounds"]
+    assert round_["matmul-limit"]["network"] == "cnn" and round_["matmul-limit"]["backend"] == "numpy"
+    if HAS_TORCH:
+        torch_limit = summary["matmul_limit_torch"]
+        assert round_["matmul-limit-torch"]["backend"] == "torch"
+        assert torch_limit["gflop_per_epoch"] == limit["gflop_per_epoch"]
+        assert torch_limit["ratio_to_numpy_per_round"] == [pytest.approx(
+            torch_limit["seconds_per_epoch"] / limit["seconds_per_epoch"])]
+    else:
+        assert "matmul_limit_torch" not in summary
+
+
+def test_matmul_limit_of_a_subset_of_batches_scales_to_the_epoch():
+    """--batches K times K batches of each size and counts the epoch's FLOPs all the same."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import matmul_limit
+    finally:
+        sys.path.remove(str(BENCH))
+    full = matmul_limit.measure(700, repeats=1, network="mlp")
+    part = matmul_limit.measure(700, repeats=1, network="mlp", batches=2)
+    assert full["batches"] == part["batches"] == 6 and full["timed_batches"] == 6
+    assert part["timed_batches"] == 3                   # 2 of the 5 of 128, the one of 60
+    assert part["gflop_per_epoch"] == full["gflop_per_epoch"] == pytest.approx(700 * FLOPS_PER_SAMPLE / 1e9)
+    assert part["matmul_seconds_per_epoch"] > 0
+
+
 def test_xor_systems_agree(run):
     results, _ = run
     summary = results["xor"]["summary"]
@@ -152,8 +248,19 @@ def test_markdown_and_chart(run):
     assert results["command"] in text
     for name in SYSTEMS:
         assert f"| {name} |" in text
+    mlp, cnn = text.split("### CNN conv32-pool-conv64-pool-128-10 on ")
+    assert "### MLP 784-256-128-10 on " in mlp
+    cnn = cnn.split("### XOR")[0]
+    assert f"({CNN_PARAMETERS:,} parameters)" in cnn
+    assert "| system | s/epoch (median) | s/epoch (min) | × torch (median) |" in cnn
+    for name in CNN_SYSTEMS:
+        assert f"| {name} |" in cnn
+    assert "timed on the first 2 batches of each size and scaled to the epoch's 3" in cnn
+    assert "| conv 2 dX: (15488,64)@(64,288) |" in cnn
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "mlp_epoch_times.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "cnn_epoch_times.png").read_bytes()[:4] == b"\x89PNG"
+        assert results["chart"] == "mlp_epoch_times.png" and results["cnn_chart"] == "cnn_epoch_times.png"
 
 
 @pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
@@ -209,7 +316,9 @@ def test_before_measures_another_source_tree_in_the_same_rounds(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, str(BENCH / "run.py"), "--rounds", "1", "--epochs", "2",
                "--samples", str(SAMPLES), "--systems", "scratchnn", "--xor-epochs", "50",
-               "--skip-process", "--matmul-repeats", "1", "--before", str(before), "--out", str(out)]
+               "--skip-process", "--matmul-repeats", "1", "--cnn-samples", "130", "--cnn-epochs", "1",
+               "--cnn-test-samples", "100", "--cnn-matmul-batches", "1",
+               "--before", str(before), "--out", str(out)]
     if not real_data_available():
         command.append("--synthetic")
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -218,12 +327,49 @@ def test_before_measures_another_source_tree_in_the_same_rounds(tmp_path):
     assert results["systems"] == ["scratchnn", "scratchnn-before"]
     (round_,) = results["mlp"]["rounds"]
     assert round_["scratchnn"]["test_accuracy"] == round_["scratchnn-before"]["test_accuracy"]
+    assert results["cnn"]["systems"] == ["scratchnn", "scratchnn-before"]
+    (cnn_round,) = results["cnn"]["rounds"]
+    assert cnn_round["scratchnn"]["test_accuracy"] == cnn_round["scratchnn-before"]["test_accuracy"]
+    assert cnn_round["scratchnn-before"]["scratchnn_imported_from"] == round_["scratchnn-before"][
+        "scratchnn_imported_from"]
     assert set(results["xor"]["summary"]) == {"scratchnn", "scratchnn-before"}
     imported = results["scratchnn_imported_from"]
     assert len(imported) == 2 and any(results["scratchnn_snapshot"] in path for path in imported)
     assert results["scratchnn_before_source"]["sha256"] == results["scratchnn_source"]["sha256"]
     assert not any(Path(path).exists() for path in imported)       # both snapshots removed
     assert not any("outside the snapshot" in note for note in results["notes"])
+
+
+def test_before_tree_without_the_cnn_is_left_out_of_the_cnn(monkeypatch):
+    """A --before tree whose CNN process fails (one from before the CNN layers) is left out of
+    the CNN rounds with a note; the other systems' rounds go on. (run_child is replaced: no
+    process is started.)"""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run as harness
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def fake_child(script, args, threads, first_on_path=None):
+        if script == "matmul_limit.py":
+            return {"matmul_seconds_per_epoch": 1.0, "gflops": 1.0, "gflop_per_epoch": 1.0, "batches": 3,
+                    "last_batch": 44, "samples": 300, "timed_batches": 2, "per_op": []}
+        if first_on_path is not None:
+            raise harness.ChildFailed("bench_cnn.py failed:\nTraceback\nTypeError: no padding")
+        return {"epoch_times": [2.0, 1.0], "test_accuracy": 0.5, "process": {},
+                "memory": {"peak_rss_mib": 300.0, "rss_after_setup_mib": 200.0, "train_increment_mib": 10.0}}
+
+    monkeypatch.setattr(harness, "run_child", fake_child)
+    args = harness.parse_args(["--rounds", "2", "--cnn-samples", "300"])
+    args.before_snapshot = Path("/nonexistent/before")
+    notes = []
+    part = harness.run_network(args, ["scratchnn", "scratchnn-before", "torch"], "cnn", notes)
+    assert part["systems"] == ["scratchnn", "torch"]
+    assert all("scratchnn-before" not in round_ for round_ in part["rounds"])
+    assert list(part["summary"]["systems"]) == ["scratchnn", "torch"]
+    assert notes == ["CNN: scratchnn-before left out: its bench_cnn.py process failed (TypeError: no padding)"]
+    with pytest.raises(harness.ChildFailed):                    # the MLP has no such fallback
+        harness.run_network(args, ["scratchnn", "scratchnn-before"], "mlp", [])
 
 
 def test_divergence_guard_measures_three_variants():

@@ -310,11 +310,6 @@ def test_predicting_10000_images_runs_in_batches():
     del y
 
 
-@pytest.mark.xfail(strict=True, reason="predicting 10,000 (28, 28, 1) images peaks at about 74 MiB "
-                   "against 62 MiB for one training step on 128 of them: the batches of 193 that "
-                   "inference_batch_size gives keep every layer's cache of the last batch alive "
-                   "(Conv2D's patches, BatchNormalization's input, ReLU's output, ...), so the peak is "
-                   "the sum of the layers' arrays, not the largest; remove this mark once fixed")
 def test_predicting_10000_images_needs_no_more_memory_than_a_training_step():
     model = mnist_cnn()
     model.compile(loss="cross_entropy", optimizer="adam")

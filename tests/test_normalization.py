@@ -271,8 +271,19 @@ def test_a_batch_of_one_in_training_is_an_error(shape):
 def test_fit_names_a_last_batch_of_one():
     X = np.random.default_rng(0).standard_normal((5, 3))
     model = snn.Sequential([snn.Dense(4), snn.BatchNormalization(name="bn"), snn.Dense(2)], seed=0)
-    with pytest.raises(ValueError, match="'bn' needs more than one value per channel.*remainder"):
+    model.build((3,))
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=re.escape(
+            "5 training samples in batches of 2 leave a last batch of 1, and layer 'bn' "
+            "(BatchNormalization) needs at least 2 samples per batch in training: choose a "
+            "batch_size that leaves 2 or more (such as batch_size=3)")):
         model.fit(X, np.array([0, 1, 0, 1, 1]), loss="cross_entropy", batch_size=2, shuffle=False)
+    # refused before the first step: nothing changed
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, before[name])
+    # images have several values per channel in a batch of one: no such limit
+    images = snn.Sequential([snn.Conv2D(2, 2), snn.BatchNormalization(), snn.Flatten(), snn.Dense(2)], seed=0)
+    images.fit(np.ones((5, 3, 3, 1)), np.array([0, 1, 0, 1, 1]), loss="cross_entropy", batch_size=2)
 
 
 def test_constant_channels_give_zeros_not_nan():
@@ -424,9 +435,9 @@ def test_batch_norm_refuses_bad_settings(kwargs, match):
         snn.BatchNormalization(**kwargs)
 
 
-@pytest.mark.parametrize("axis", [True, "last", (), [1, 2.0], None, 1.0])
+@pytest.mark.parametrize("axis", [True, "last", (), [1, 2.0], None, 1.0, 65, (1, -10 ** 400)])
 def test_layer_norm_refuses_bad_axis_types(axis):
-    with pytest.raises(ValueError, match="axis must be an integer or a non-empty tuple"):
+    with pytest.raises(ValueError, match=r"axis must be an axis \(an integer from -64 to 64\) or a non-empty tuple"):
         snn.LayerNormalization(axis=axis)
 
 

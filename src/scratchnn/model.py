@@ -435,10 +435,13 @@ class Sequential:
         if not self.built:
             self._build(X.shape[1:], argument)
         elif X.shape[1:] != self.input_shape:
-            expected = self.input_shape[0] if len(self.input_shape) == 1 else self.input_shape
-            got = X.shape[1] if X.ndim == 2 else X.shape[1:]
-            raise ValueError(f"{argument} has {got} features per sample, but the model "
-                             f"expects {expected}")
+            if len(self.input_shape) == 1 and X.ndim == 2:
+                raise ValueError(f"{argument} has {X.shape[1]} features per sample, but the model "
+                                 f"expects {self.input_shape[0]}")
+            raise ValueError(f"{argument} has samples of shape {X.shape[1:]}, but the model expects "
+                             f"samples of shape {self.input_shape}"
+                             + (" (images are channels last: (height, width, channels))"
+                                if len(self.input_shape) == 3 else ""))
         return X
 
     def check_data(self, X, y, x_name: str = "X", y_name: str = "y") -> tuple[np.ndarray, np.ndarray]:
@@ -562,6 +565,8 @@ class Sequential:
             else:
                 output = np.concatenate([self.forward(X[i:i + batch_size], training=False)
                                          for i in range(0, len(X), batch_size)])
+        for layer in self.layers:     # the last batch's caches: inference needs no backward
+            layer._cache = None
         if not np.all(np.isfinite(output)):
             row = int(np.argwhere(~np.isfinite(output))[0][0])
             raise ValueError(f"the model's output for sample {row} of X is NaN or infinite: the "
@@ -572,14 +577,14 @@ class Sequential:
     @property
     def inference_batch_size(self) -> int:
         """The default batch of ``output``, ``predict`` and ``evaluate``: at most 8192
-        samples, and fewer when one sample's largest array (an input, a layer's
-        output, or the scratch a layer declares in ``scratch_size``, such as
-        Conv2D's patches) times the batch would pass ``2**22`` numbers (16 MiB in
-        float32)."""
+        samples, and fewer when the arrays one sample needs, added over the layers
+        (its input, every layer's output, and the scratch a layer declares in
+        ``scratch_size``, such as Conv2D's patches), times the batch would pass
+        ``2**22`` numbers (16 MiB in float32). Added, not the largest: each layer
+        keeps what its backward would need until its next forward."""
         self._require_built("inference_batch_size")
-        per_sample = max([math.prod(self.input_shape)]
-                         + [max(math.prod(layer.output_shape), getattr(layer, "scratch_size", 0))
-                            for layer in self.layers])
+        per_sample = math.prod(self.input_shape) + sum(
+            math.prod(layer.output_shape) + getattr(layer, "scratch_size", 0) for layer in self.layers)
         return max(1, min(8192, 2 ** 22 // per_sample))
 
     def evaluate(self, X, y, *, batch_size: Optional[int] = None) -> dict[str, float]:

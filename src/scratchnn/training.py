@@ -96,6 +96,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     n = len(X)
     batch_size = n if batch_size is None else min(batch_size, n)
     n_batches = -(-n // batch_size)
+    _check_batches_fit_layers(model, n, batch_size)
 
     # -- callbacks: the user's first, so that what they add to the logs (such as
     # "lr") is recorded by the History and shown by the display that follow
@@ -344,3 +345,24 @@ def _diagnose_gradients(model) -> str:
                         f"({type(layer).__name__}) is NaN or infinite (or its norm overflows); "
                         "lower the learning rate or scale the inputs")
     return f"step {step}: the gradient norm overflows"
+
+
+def _check_batches_fit_layers(model, n: int, batch_size: int) -> None:
+    """Refuse, before the first step, batches smaller than a layer needs in training
+    (``layer.min_training_batch``: 2 for batch normalization of flat samples, which
+    has no variance in one sample), such as the last batch of 1 that 33 samples in
+    batches of 32 leave."""
+    last = n - (-(-n // batch_size) - 1) * batch_size
+    for layer in model.layers:
+        need = getattr(layer, "min_training_batch", 1)
+        if last >= need:
+            continue
+        # the nearest batch size that works (n itself does when n >= need)
+        fits = (b for distance in range(1, n) for b in (batch_size - distance, batch_size + distance)
+                if need <= b <= n and n - (-(-n // b) - 1) * b >= need)
+        nearest = next(fits, None)
+        hint = f"such as batch_size={nearest}" if nearest else f"at least {need} training samples"
+        raise ValueError(f"{n} training samples in batches of {batch_size} leave a last batch of "
+                         f"{last}, and layer {layer.name!r} ({type(layer).__name__}) needs at least "
+                         f"{need} samples per batch in training: choose a batch_size that leaves "
+                         f"{need} or more ({hint})")

@@ -112,10 +112,11 @@ class Layer:
         ``scratchnn.initializers.INITIALIZERS`` (``"he_uniform"``) or a callable
         ``(rng, shape, fan_in, fan_out) -> array``."""
         self._check_new_name(name)
+        where = f"layer {self.name or self.kind!r}"
         initializer = get_initializer(initializer, f"the initializer of {name!r}")
         self.param_specs.append(ParamSpec(name, self._checked_shape(name, shape), initializer,
-                                          check_positive_int(fan_in, "fan_in"),
-                                          check_positive_int(fan_out, "fan_out")))
+                                          check_positive_int(fan_in, f"{where}: fan_in of {name!r}"),
+                                          check_positive_int(fan_out, f"{where}: fan_out of {name!r}")))
 
     def add_buffer(self, name: str, shape: tuple, fill: float = 0.0) -> None:
         """Declare a buffer (state that is not trained, such as a running mean); the

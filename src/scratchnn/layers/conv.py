@@ -208,6 +208,10 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         channels = input_shape[2]
         fan_in, fan_out = kh * kw * channels, kh * kw * self.filters
+        if max(fan_in, fan_out, math.prod(self._out) * self.filters) > INT_MAX:
+            raise ValueError(f"Conv2D {self.name or self.kind!r}: filters={self.filters} and "
+                             f"kernel_size={self.kernel_size} on images of shape {tuple(input_shape)} "
+                             f"give more values than NumPy can index ({INT_MAX}); use fewer filters")
         self.add_param("W", (kh, kw, channels, self.filters), self._kernel_init, fan_in, fan_out)
         if self.use_bias:
             self.add_param("b", (self.filters,), self._bias_init, fan_in, fan_out)

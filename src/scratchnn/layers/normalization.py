@@ -80,6 +80,8 @@ class BatchNormalization(Layer):
             self.add_param("gamma", (channels,), "ones", channels, channels)
         if self.center:
             self.add_param("beta", (channels,), "zeros", channels, channels)
+        #: flat samples have one value per channel each: a batch of one has no variance
+        self.min_training_batch = 2 if math.prod(input_shape[:-1]) == 1 else 1
         self.add_buffer("running_mean", (channels,), 0.0)
         self.add_buffer("running_var", (channels,), 1.0)
         return tuple(input_shape)
@@ -154,8 +156,10 @@ class BatchNormalization(Layer):
                 "scale": self.scale, "name": self.name}
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+def _is_axis(value) -> bool:
+    """An int that can name an axis (NumPy has at most 64)."""
+    return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+            and -64 <= value <= 64)
 
 
 class LayerNormalization(Layer):
@@ -195,13 +199,13 @@ class LayerNormalization(Layer):
                  scale: bool = True, name: Optional[str] = None) -> None:
         super().__init__(name)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
-        if _is_int(axis):
+        if _is_axis(axis):
             self.axis: Union[int, tuple] = int(axis)
-        elif isinstance(axis, (tuple, list)) and axis and all(_is_int(a) for a in axis):
+        elif isinstance(axis, (tuple, list)) and axis and all(_is_axis(a) for a in axis):
             self.axis = tuple(int(a) for a in axis)
         else:
-            raise ValueError(f"axis must be an integer or a non-empty tuple of integers, "
-                             f"got {describe(axis)}")
+            raise ValueError(f"axis must be an axis (an integer from -64 to 64) or a non-empty "
+                             f"tuple of them, got {describe(axis)}")
         self.center = check_bool(center, "center")
         self.scale = check_bool(scale, "scale")
 

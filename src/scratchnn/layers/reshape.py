@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._validation import describe
+from .._validation import INT_MAX, describe
 from .base import Layer
 
 
@@ -46,10 +46,10 @@ class Reshape(Layer):
         super().__init__(name)
         if not (isinstance(shape, (tuple, list)) and shape
                 and all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                        and (s >= 1 or s == -1) for s in shape)
+                        and (1 <= s <= INT_MAX or s == -1) for s in shape)
                 and sum(s == -1 for s in shape) <= 1):
-            raise ValueError(f"shape must be a non-empty tuple of positive integers with at most "
-                             f"one -1, such as (28, 28, 1), got {describe(shape)}")
+            raise ValueError(f"shape must be a non-empty tuple of positive integers (up to "
+                             f"{INT_MAX}) with at most one -1, such as (28, 28, 1), got {describe(shape)}")
         self.shape = tuple(int(s) for s in shape)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:

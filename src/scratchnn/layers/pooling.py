@@ -80,8 +80,8 @@ class MaxPool2D(_Pool2D):
         # first pooling (128 x 26 x 26 x 32), this takes 4.7 ms where a copy of the
         # windows and np.argmax over them took 21 ms (argmax copies a non-last axis).
         views = [xp[:, rows, cols] for _, rows, cols in self._slices()]
-        y = views[0].copy()
-        for view in views[1:]:
+        y = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+        for view in views[2:]:
             np.maximum(y, view, out=y)
         # The first position holding the maximum (PyTorch's rule for ties), by Horner's
         # rule over "not the maximum" flags: w = ne0 * (1 + ne1 * (1 + ne2 * ...)).

@@ -226,31 +226,48 @@ class Conv2D(Layer):
         xp = padded(x, self._before, self._after)
         view = windows(xp, self.kernel_size, self.stride, self.dilation, self._out)
         size = math.prod(view.shape[3:])                  # kh * kw * C
+        kernel = self.W.reshape(-1, self.filters)
         if view.shape[5] >= 8:
             # The one copy of the step: every patch as a contiguous row (a view already
             # for 1x1 kernels with stride 1).
             patches = view.reshape(-1, size)
+            y = patches @ kernel
+            if self.use_bias:
+                y += self.b
+            bias_column = False
         else:
             # Few channels (an image's 1 or 3): copied row by row, a patch is a handful of
             # scattered values; copied column by column (the same matrix, column-major),
-            # each column is whole image rows. The first convolution's copy of the
-            # benchmark took 0.45 ms so, 2.6 ms as rows.
-            patches = np.ascontiguousarray(view.transpose(3, 4, 5, 0, 1, 2)).reshape(size, -1).T
-        y = patches @ self.W.reshape(-1, self.filters)
-        if self.use_bias:
-            y += self.b
-        self._cache = (patches, x.shape, xp.shape)
+            # each column is whole image rows: 0.45 ms for the benchmark's first
+            # convolution, against 2.6 ms as rows. With the bias, a column of ones joins
+            # the patches and b the kernel's rows, so that one product adds b (and its
+            # transpose sums db): 1.3 ms saved of that layer's 6 ms.
+            bias_column = self.use_bias
+            columns = np.empty((size + bias_column, view.shape[0] * view.shape[1] * view.shape[2]),
+                               dtype=x.dtype)
+            columns[:size].reshape(*view.shape[3:], *view.shape[:3])[...] = view.transpose(3, 4, 5, 0, 1, 2)
+            if bias_column:
+                columns[size] = 1
+                kernel = np.concatenate([kernel, self.b[None]])
+            patches = columns.T
+            y = patches @ kernel
+        self._cache = (patches, bias_column, x.shape, xp.shape)
         y = y.reshape(len(x), *self._out, self.filters)
         return y if self._activation is None else self._activation.forward(y, training)
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
-        patches, x_shape, xp_shape = self._saved()
+        patches, bias_column, x_shape, xp_shape = self._saved()
         if self._activation is not None:
             grad_out = self._activation.backward(grad_out)
         g = grad_out.reshape(-1, self.filters)
-        np.matmul(patches.T, g, out=self.dW.reshape(-1, self.filters))
-        if self.use_bias:
-            sum_rows(g, out=self.db)
+        if bias_column:                          # the last row of P^T G is sum(G) = db
+            product = patches.T @ g
+            self.dW.reshape(-1, self.filters)[...] = product[:-1]
+            self.db[...] = product[-1]
+        else:
+            np.matmul(patches.T, g, out=self.dW.reshape(-1, self.filters))
+            if self.use_bias:
+                sum_rows(g, out=self.db)
         if not self.needs_input_grad:
             return None
         # dL/dP = G W^T, computed kernel position by kernel position (one stacked

@@ -324,3 +324,42 @@ def test_conv2d_activation_equals_separate_layers():
     assert max(snn.gradcheck(snn.Conv2D(3, 2, activation="tanh"), x).values()) < 1e-6
     with pytest.raises(ValueError, match="activation must be None or one of"):
         snn.Conv2D(4, 3, activation="swish")
+
+
+def test_cnn_with_batch_norm_two_adam_steps_equal_torch():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((6, 6, 6, 1))
+    labels = np.array([0, 1, 2, 1, 0, 2])
+    model = snn.Sequential([snn.Conv2D(3, 3, padding="same"), snn.BatchNormalization(), snn.ReLU(),
+                            snn.MaxPool2D(2), snn.Flatten(), snn.Dense(3)],
+                           seed=0, dtype="float64", input_shape=(6, 6, 1))
+    conv, norm, dense = model[0], model[1], model[5]
+    tconv = torch.nn.Conv2d(1, 3, 3, padding=1).double()
+    tnorm = torch.nn.BatchNorm2d(3, momentum=0.1, eps=1e-5).double()
+    tdense = torch.nn.Linear(27, 3).double()
+    with torch.no_grad():
+        tconv.weight.copy_(torch.from_numpy(kernel_to_torch(conv.W)))
+        tconv.bias.copy_(torch.from_numpy(conv.b.copy()))
+        tdense.weight.copy_(torch.from_numpy(dense.W.T.copy()))
+        tdense.bias.copy_(torch.from_numpy(dense.b.copy()))
+    params = [*tconv.parameters(), *tnorm.parameters(), *tdense.parameters()]
+    optimizer = torch.optim.Adam(params, lr=0.01)
+    for _ in range(2):                  # full batch, no shuffling: the same steps
+        h = F.max_pool2d(F.relu(tnorm(tconv(_nchw(x)))), 2)
+        loss = F.cross_entropy(tdense(h.permute(0, 2, 3, 1).flatten(1)), torch.from_numpy(labels))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.fit(x, labels, loss="cross_entropy", optimizer=snn.Adam(lr=0.01), epochs=2,
+              batch_size=None, shuffle=False)
+    np.testing.assert_allclose(conv.W, kernel_from_torch(tconv.weight.detach()), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(norm.gamma, tnorm.weight.detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(norm.beta, tnorm.bias.detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(norm.running_mean, tnorm.running_mean.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(norm.running_var, tnorm.running_var.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dense.W, tdense.weight.detach().numpy().T, rtol=1e-9, atol=1e-11)
+    tnorm.eval()
+    with torch.no_grad():
+        h = F.max_pool2d(F.relu(tnorm(tconv(_nchw(x)))), 2)
+        expected = tdense(h.permute(0, 2, 3, 1).flatten(1)).numpy()
+    np.testing.assert_allclose(model.output(x), expected, rtol=1e-9, atol=1e-11)

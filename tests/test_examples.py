@@ -47,3 +47,19 @@ def test_fashion_mnist_example_quick_run(tmp_path):
     _, _, X_test, y_test = load_fashion_mnist()
     saved = snn.load(tmp_path / "fashion_mlp.npz")
     assert saved.evaluate(X_test, y_test)["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+
+def test_fashion_mnist_cnn_example_quick_run(tmp_path):
+    from scratchnn.datasets import DatasetNotFoundError, load_fashion_mnist
+    try:
+        load_fashion_mnist(download=False)
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST files not installed")
+    out = run("fashion_mnist_cnn.py", tmp_path, "1", "3000")
+    accuracy = float(out.split("test accuracy")[1].split()[0])
+    assert accuracy > 0.7                          # chance is 0.1; one epoch on 3,000 images
+    assert "(None, 28, 28, 32)" in out and "Buffers (not trained): 192" in out
+    import scratchnn as snn
+    _, _, X_test, y_test = load_fashion_mnist(images=True)
+    saved = snn.load(tmp_path / "fashion_cnn.npz")
+    assert saved.evaluate(X_test, y_test)["accuracy"] == pytest.approx(accuracy, abs=1e-4)

@@ -76,6 +76,11 @@ LAYER_CASES = {
     "BatchNormalization": [(lambda: snn.BatchNormalization(), 2, True, {"gamma", "beta"}),
                            (lambda: snn.BatchNormalization(), 4, True, {"gamma", "beta"}),
                            (lambda: snn.BatchNormalization(), 4, False, {"gamma", "beta"})],
+    "RandomFlip": [(lambda: snn.RandomFlip(), 4, True, set()),
+                   (lambda: snn.RandomFlip("horizontal_and_vertical"), 4, True, set()),
+                   (lambda: snn.RandomFlip(), 4, False, set())],
+    "RandomTranslation": [(lambda: snn.RandomTranslation(0.3), 4, True, set()),
+                          (lambda: snn.RandomTranslation(0.2, 0.4), 4, False, set())],
     "LayerNormalization": [(lambda: snn.LayerNormalization(), 2, False, {"gamma", "beta"}),
                            (lambda: snn.LayerNormalization(), 4, False, {"gamma", "beta"})],
 }

@@ -9,7 +9,8 @@ from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, Learni
 from .gradcheck import gradcheck, numerical_gradient
 from .layers import (ELU, GELU, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                      GlobalAveragePooling2D, Identity, Layer, LayerNormalization, LeakyReLU,
-                     MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh, register_layer)
+                     MaxPool2D, RandomFlip, RandomTranslation, ReLU, Reshape, Sigmoid,
+                     Softmax, Tanh, register_layer)
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .io import load, save
 from .model import Sequential
@@ -22,7 +23,8 @@ __all__ = [
     "Sequential", "DivergenceError", "save", "load",
     "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
     "Softmax", "Dropout", "Flatten", "Reshape", "Conv2D", "MaxPool2D", "AvgPool2D",
-    "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization", "register_layer",
+    "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization", "RandomFlip",
+    "RandomTranslation", "register_layer",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",

@@ -102,7 +102,8 @@ def gradcheck(model: Union[Sequential, Layer], X, y=None,
     else:
         model = model.astype("float64")   # a copy: the original stays as it is, built or not
     x = model.check_input(X).copy()
-    model.layers[0].needs_input_grad = True
+    for layer in model.layers:       # every layer backpropagates: the input's gradient is checked
+        layer.needs_input_grad = True
 
     loss_fn = get_loss(loss) or model.loss
     if loss_fn is None:

@@ -237,8 +237,12 @@ class Sequential:
             setattr(layer, attribute, view)
             self._views.append((f"{layer.name}.{spec.name}", layer, attribute, view, vector_name))
 
-        for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = i > 0   # nothing needs dL/dX of the data
+        trained_before = False
+        for layer in self.layers:
+            # Nothing needs dL/dX of the data, nor of what only layers without
+            # parameters made of it (augmentation in front of the first Conv2D).
+            layer.needs_input_grad = trained_before
+            trained_before = trained_before or bool(layer.param_specs)
             for spec in layer.param_specs:
                 bind(layer, spec.name, "params", param_offset, spec)
                 bind(layer, "d" + spec.name, "grads", param_offset, spec)
@@ -354,12 +358,15 @@ class Sequential:
         return x
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
-        """Fill ``self.grads`` from dL/d(output); return dL/dx when the first layer computes it."""
+        """Fill ``self.grads`` from dL/d(output); return dL/dx when the first layer computes it.
+        Backpropagation stops at the first layer with ``needs_input_grad`` false: the
+        layers before it have no parameters (``_bind``), so nothing there needs a gradient."""
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
-            if layer.needs_input_grad and (type(grad_out) is not np.ndarray
-                                           or grad_out.shape[1:] != layer.input_shape
-                                           or grad_out.dtype != self.dtype):
+            if not layer.needs_input_grad:
+                return None
+            if (type(grad_out) is not np.ndarray or grad_out.shape[1:] != layer.input_shape
+                    or grad_out.dtype != self.dtype):
                 _wrong_array(layer, "backward", grad_out, layer.input_shape, self.dtype)
         return grad_out
 

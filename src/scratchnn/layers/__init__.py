@@ -2,6 +2,7 @@
 ``register_layer`` adds a layer of your own."""
 
 from .activations import ACTIVATIONS, ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .augmentation import RandomFlip, RandomTranslation
 from .base import BufferSpec, Layer, ParamSpec
 from .dense import Dense
 from .dropout import Dropout
@@ -14,7 +15,7 @@ LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU, Softmax,
                 Dropout, Flatten, Reshape, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D,
-                BatchNormalization, LayerNormalization)
+                BatchNormalization, LayerNormalization, RandomFlip, RandomTranslation)
 }
 
 
@@ -42,4 +43,4 @@ def register_layer(cls: type) -> type:
 __all__ = ["Layer", "ParamSpec", "BufferSpec", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
            "ELU", "GELU", "Softmax", "Dropout", "Flatten", "Reshape",
            "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAveragePooling2D", "BatchNormalization",
-           "LayerNormalization", "LAYERS", "ACTIVATIONS", "register_layer"]
+           "LayerNormalization", "RandomFlip", "RandomTranslation", "LAYERS", "ACTIVATIONS", "register_layer"]

@@ -25,8 +25,9 @@ A layer's life:
    only when ``training`` is true: inference never changes a model.
 4. ``backward(grad_out) -> grad_in`` receives dL/dy, writes dL/dparams into the
    gradient views (overwriting them) and returns dL/dx. When the model does not
-   need dL/dx (the first layer) it sets ``needs_input_grad = False`` and the
-   layer may return ``None`` instead of computing it.
+   need dL/dx (the first layer, or a layer after only layers without parameters,
+   such as augmentation) it sets ``needs_input_grad = False``; the layer may return
+   ``None`` instead of computing it, and backpropagation stops there.
 
 All arrays carry a leading batch axis of size N.
 """

@@ -19,7 +19,6 @@ X_train, y_train, X_test, y_test = snn.datasets.load_fashion_mnist(images=True)
 X_train, y_train = X_train[:samples], y_train[:samples]
 
 model = snn.Sequential([
-    snn.RandomFlip("horizontal"), snn.RandomTranslation(0.1),      # augmentation, in training only
     snn.Conv2D(32, 3, padding="same"), snn.BatchNormalization(), snn.ReLU(), snn.MaxPool2D(2),
     snn.Conv2D(64, 3, padding="same"), snn.BatchNormalization(), snn.ReLU(), snn.MaxPool2D(2),
     snn.Flatten(), snn.Dense(128, kernel_initializer="he_uniform"), snn.ReLU(), snn.Dropout(0.3),

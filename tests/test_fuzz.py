@@ -927,10 +927,10 @@ IMAGE_CASES = [
      r"MaxPool2D: a window of 2 pixels \(pool_size \(2, 2\).*does not fit in images of shape \(1, 1, 3\)"),
     ("samples of 2 axes", "conv", False, _images((4, 5, 5)), r"Conv2D expects images \(N, height, width, channels\)"),
     ("rows", "strided-avg-gap", False, _images((4, 50)), r"Conv2D expects images"),
-    ("another channel count", "conv-bn-relu-pool-dropout", True, _images((4, 5, 5, 3)), r"\(5, 5, 3\).*expects \(5, 5, 2\)"),
-    ("smaller images", "conv", True, _images((4, 4, 4, 2)), r"\(4, 4, 2\).*expects \(5, 5, 2\)"),
-    ("samples of 2 axes", "conv", True, _images((4, 5, 5)), r"expects \(5, 5, 2\)"),
-    ("one image without its batch axis", "conv", True, _images((5, 5, 2)), r"expects \(5, 5, 2\)"),
+    ("another channel count", "conv-bn-relu-pool-dropout", True, _images((4, 5, 5, 3)), r"\(5, 5, 3\).*expects samples of shape \(5, 5, 2\)"),
+    ("smaller images", "conv", True, _images((4, 4, 4, 2)), r"\(4, 4, 2\).*expects samples of shape \(5, 5, 2\)"),
+    ("samples of 2 axes", "conv", True, _images((4, 5, 5)), r"expects samples of shape \(5, 5, 2\)"),
+    ("one image without its batch axis", "conv", True, _images((5, 5, 2)), r"expects samples of shape \(5, 5, 2\)"),
     ("an empty batch", "conv", True, _images((0, 5, 5, 2)), r"empty"),
 ]
 

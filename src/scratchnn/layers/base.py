@@ -126,6 +126,15 @@ class Layer:
         self.buffer_specs.append(BufferSpec(name, self._checked_shape(name, shape),
                                             check_number("fill", fill)))
 
+    def _set_initializers(self, kernel_initializer: Union[str, Initializer],
+                          bias_initializer: Union[str, Initializer]) -> None:
+        """Keep a kernel-and-bias layer's initializer arguments as given (for
+        ``get_config``) and checked (an unknown name is an error here, not at build)."""
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
+        self._bias_init = get_initializer(bias_initializer, "bias_initializer")
+
     def _checked_shape(self, name: str, shape) -> tuple:
         """``shape`` as a tuple of positive ints (``()`` for a scalar)."""
         if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):

@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..functional import sum_rows
 from .._validation import INT_MAX, check_bool, check_positive_int, describe
-from ..initializers import Initializer, get_initializer
+from ..initializers import Initializer
 from .activations import get_activation
 from .base import Layer
 
@@ -197,10 +197,7 @@ class Conv2D(Layer):
         self.dilation = as_pair(dilation, "dilation")
         self.activation, self._activation = get_activation(activation)
         self.use_bias = check_bool(use_bias, "use_bias")
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
-        self._bias_init = get_initializer(bias_initializer, "bias_initializer")
+        self._set_initializers(kernel_initializer, bias_initializer)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         self._out, self._before, self._after = spatial_plan(

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..initializers import Initializer, get_initializer
+from ..initializers import Initializer
 from .._validation import check_bool, check_positive_int
 from .activations import get_activation
 from .base import Layer
@@ -48,10 +48,7 @@ class Dense(Layer):
         self.activation, self._activation = get_activation(activation)
         self.units = check_positive_int(units, "units")
         self.use_bias = check_bool(use_bias, "use_bias")
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
-        self._bias_init = get_initializer(bias_initializer, "bias_initializer")
+        self._set_initializers(kernel_initializer, bias_initializer)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         if len(input_shape) != 1:

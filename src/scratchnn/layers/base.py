@@ -135,6 +135,12 @@ class Layer:
         self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
         self._bias_init = get_initializer(bias_initializer, "bias_initializer")
 
+    def _initializer_config(self) -> dict:
+        """The initializers ``_set_initializers`` kept, for ``get_config``: names only
+        (a function cannot go into a model file's JSON)."""
+        return {key: getattr(self, key) for key in ("kernel_initializer", "bias_initializer")
+                if isinstance(getattr(self, key), str)}
+
     def _checked_shape(self, name: str, shape) -> tuple:
         """``shape`` as a tuple of positive ints (``()`` for a scalar)."""
         if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):

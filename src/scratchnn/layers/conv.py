@@ -287,8 +287,4 @@ class Conv2D(Layer):
                   "dilation": list(self.dilation), "use_bias": self.use_bias, "name": self.name}
         if self.activation is not None:
             config["activation"] = self.activation
-        for key in ("kernel_initializer", "bias_initializer"):
-            value = getattr(self, key)
-            if isinstance(value, str):
-                config[key] = value
-        return config
+        return {**config, **self._initializer_config()}

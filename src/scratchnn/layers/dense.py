@@ -84,8 +84,4 @@ class Dense(Layer):
         config = {"units": self.units, "use_bias": self.use_bias, "name": self.name}
         if self.activation is not None:
             config["activation"] = self.activation
-        for key in ("kernel_initializer", "bias_initializer"):
-            value = getattr(self, key)
-            if isinstance(value, str):
-                config[key] = value
-        return config
+        return {**config, **self._initializer_config()}

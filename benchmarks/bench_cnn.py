@@ -125,23 +125,8 @@ def _torch(threads):
         return torch.from_numpy(X).reshape(-1, IMAGE[2], *IMAGE[:2]), torch.from_numpy(y)
 
     def train(model, X, y, epochs):
-        X, y = to_tensors(X, y)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPS)
-        loss_fn = nn.CrossEntropyLoss()
-        n, times = len(X), []
-        model.train()
-        for _ in range(epochs):
-            start = time.perf_counter()
-            order = torch.randperm(n)     # the global generator, seeded in setup
-            for i in range(0, n, BATCH_SIZE):
-                index = order[i:i + BATCH_SIZE]
-                xb, yb = X[index], y[index]
-                optimizer.zero_grad()
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                optimizer.step()
-            times.append(time.perf_counter() - start)
-        return times
+        return benchlib.torch_adam_epochs(model, *to_tensors(X, y), epochs, BATCH_SIZE, LR,
+                                          (BETA1, BETA2), EPS)
 
     def accuracy(model, X, y):
         X, y = to_tensors(X, y)

@@ -92,23 +92,9 @@ def _torch(threads):
         return model
 
     def train(model, X, y, epochs):
-        X, y = torch.from_numpy(X), torch.from_numpy(y)     # no copies: float32 and int64
-        optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPS)
-        loss_fn = nn.CrossEntropyLoss()
-        n, times = len(X), []
-        model.train()
-        for _ in range(epochs):
-            start = time.perf_counter()
-            order = torch.randperm(n)     # the global generator, seeded in setup
-            for i in range(0, n, BATCH_SIZE):
-                index = order[i:i + BATCH_SIZE]
-                xb, yb = X[index], y[index]
-                optimizer.zero_grad()
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                optimizer.step()
-            times.append(time.perf_counter() - start)
-        return times
+        # no copies: float32 and int64
+        return benchlib.torch_adam_epochs(model, torch.from_numpy(X), torch.from_numpy(y), epochs,
+                                          BATCH_SIZE, LR, (BETA1, BETA2), EPS)
 
     def accuracy(model, X, y):
         model.eval()

@@ -117,6 +117,30 @@ def memory_figures(peak_setup: float, rss_setup: float | None, reset: bool, peak
     }
 
 
+def torch_adam_epochs(model, X, y, epochs: int, batch_size: int, lr: float, betas: tuple,
+                      eps: float) -> list[float]:
+    """Train a PyTorch ``model`` on tensors ``X, y`` as both benchmarks do: Adam, softmax
+    cross-entropy, each epoch a ``torch.randperm`` (the global generator) and batches
+    gathered by indexing, no DataLoader. Returns each epoch's seconds."""
+    import time
+
+    import torch
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n, times = len(X), []
+    model.train()
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(n)
+        for i in range(0, n, batch_size):
+            index = order[i:i + batch_size]
+            optimizer.zero_grad()
+            loss_fn(model(X[index]), y[index]).backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def blas_threads() -> list[dict]:
     """The thread pools loaded in this process (threadpoolctl, when installed): library,
     API and thread count, to check that the requested thread count really applies."""

@@ -59,6 +59,19 @@ def run(tmp_path_factory):
     return json.loads((out / "results.json").read_text()), out
 
 
+
+def _check_process_figures(child: dict, summary: dict, results: dict) -> None:
+    """What every benchmark process reports, MLP and CNN alike: positive epoch times whose
+    figure is the median of epochs 2.. (with two epochs, the second), the run's thread
+    count, consistent memory figures, and a summary ordered min <= median <= max."""
+    assert all(t > 0 for t in child["epoch_times"])
+    assert child["epoch_s"] == child["epoch_times"][1]        # the median of epochs 2..2
+    assert child["threads"] == results["machine"]["threads"]
+    memory = child["memory"]
+    assert 0 < memory["rss_after_setup_mib"] <= memory["peak_rss_mib"]
+    assert memory["train_increment_mib"] >= 0
+    assert 0 < summary["epoch_s"]["min"] <= summary["epoch_s"]["median"] <= summary["epoch_s"]["max"]
+
 def test_results_have_every_part(run):
     results, out = run
     for key in ("command", "date", "machine", "settings", "systems", "mlp", "cnn", "xor", "process",
@@ -84,14 +97,8 @@ def test_mlp_figures_are_sane(run):
     for name in SYSTEMS:
         child = round_[name]
         assert child["samples"] == SAMPLES and len(child["epoch_times"]) == 2
-        assert all(t > 0 for t in child["epoch_times"])
-        assert child["epoch_s"] == child["epoch_times"][1]        # the median of epochs 2..2
-        assert child["threads"] == results["machine"]["threads"]
-        memory = child["memory"]
-        assert 0 < memory["rss_after_setup_mib"] <= memory["peak_rss_mib"]
-        assert memory["train_increment_mib"] >= 0
         s = summary[name]
-        assert 0 < s["epoch_s"]["min"] <= s["epoch_s"]["median"] <= s["epoch_s"]["max"]
+        _check_process_figures(child, s, results)
         assert 0 <= s["test_accuracy_mean"] <= 1
         assert s["peak_rss_mib_median"] > 0 and s["matmul_share"] > 0
         if HAS_TORCH:
@@ -143,15 +150,10 @@ def test_cnn_figures_are_sane(run):
         child = round_[name]
         assert child["network"] == "cnn" and child["system"] == name
         assert child["samples"] == CNN_SAMPLES and child["test_samples"] == CNN_TEST
-        assert len(child["epoch_times"]) == CNN_EPOCHS and all(t > 0 for t in child["epoch_times"])
-        assert child["epoch_s"] == child["epoch_times"][1]
+        assert len(child["epoch_times"]) == CNN_EPOCHS
         assert child["parameters"] == CNN_PARAMETERS == summary[name]["parameters"]
-        assert child["threads"] == results["machine"]["threads"]
-        memory = child["memory"]
-        assert 0 < memory["rss_after_setup_mib"] <= memory["peak_rss_mib"]
-        assert memory["train_increment_mib"] >= 0
         s = summary[name]
-        assert 0 < s["epoch_s"]["min"] <= s["epoch_s"]["median"] <= s["epoch_s"]["max"]
+        _check_process_figures(child, s, results)
         assert s["matmul_share"] == pytest.approx(
             cnn["summary"]["matmul_limit"]["seconds_per_epoch"] / child["epoch_s"])
         accuracy = s["test_accuracy_mean"]

@@ -20,6 +20,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from ._validation import check_bool, check_number, check_same_length, make_rng
+from .functional import max_abs
 from .training import all_finite, quiet_overflow
 from .layers.base import Layer
 from .losses import Loss, get_loss
@@ -63,7 +64,7 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """``||a - n|| / (||a|| + ||n||)``, and 0 when both are zero. Both are divided by
     their largest magnitude first, so that huge finite gradients cannot overflow the norms."""
-    largest = max(float(np.max(np.abs(analytic), initial=0)), float(np.max(np.abs(numeric), initial=0)))
+    largest = max(max_abs(analytic), max_abs(numeric))
     if largest == 0:
         return 0.0
     a, n = analytic / largest, numeric / largest

@@ -168,7 +168,7 @@ class Sequential:
             raise ValueError("input_shape must have at least one axis, such as (784,), got ()")
         try:
             self._build_layers(shape)
-            return self._allocate(sum(spec.size for layer in self.layers for spec in layer.param_specs))
+            return self._allocate()
         except ValueError as error:
             self.input_shape = self.output_shape = None
             what = "X has samples of shape" if argument == "X" else f"{argument}"
@@ -192,7 +192,8 @@ class Sequential:
             raise ValueError(f"layer names must be unique, got {names}")
         self.output_shape = shape
 
-    def _allocate(self, n_params: int) -> "Sequential":
+    def _allocate(self) -> "Sequential":
+        n_params = sum(spec.size for layer in self.layers for spec in layer.param_specs)
         n_buffers = sum(spec.size for layer in self.layers for spec in layer.buffer_specs)
         self._check_size(n_params, n_buffers)
         try:

@@ -352,14 +352,17 @@ def _check_batches_fit_layers(model, n: int, batch_size: int) -> None:
     (``layer.min_training_batch``: 2 for batch normalization of flat samples, which
     has no variance in one sample), such as the last batch of 1 that 33 samples in
     batches of 32 leave."""
-    last = n - (-(-n // batch_size) - 1) * batch_size
+    def last_batch(size: int) -> int:
+        return (n - 1) % size + 1
+
+    last = last_batch(batch_size)
     for layer in model.layers:
         need = getattr(layer, "min_training_batch", 1)
         if last >= need:
             continue
         # the nearest batch size that works (n itself does when n >= need)
         fits = (b for distance in range(1, n) for b in (batch_size - distance, batch_size + distance)
-                if need <= b <= n and n - (-(-n // b) - 1) * b >= need)
+                if need <= b <= n and last_batch(b) >= need)
         nearest = next(fits, None)
         hint = f"such as batch_size={nearest}" if nearest else f"at least {need} training samples"
         raise ValueError(f"{n} training samples in batches of {batch_size} leave a last batch of "

@@ -14,12 +14,7 @@ import numpy as np
 
 from .._validation import check_number
 from .base import Layer
-
-
-def _check_images(layer: Layer, input_shape: tuple) -> None:
-    if len(input_shape) != 3:
-        raise ValueError(f"{type(layer).__name__} expects images (N, height, width, channels), got "
-                         f"samples of shape {tuple(input_shape)}")
+from .conv import check_images
 
 
 class RandomFlip(Layer):
@@ -44,7 +39,7 @@ class RandomFlip(Layer):
         self.mode = mode
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        _check_images(self, input_shape)
+        check_images(self, input_shape)
         return tuple(input_shape)
 
     def _flip(self, x: np.ndarray, masks: list) -> np.ndarray:
@@ -98,7 +93,7 @@ class RandomTranslation(Layer):
                              check_number("width_factor", width_factor, 0.0, 1.0, high_open=True))
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        _check_images(self, input_shape)
+        check_images(self, input_shape)
         self._largest = (round(self.height_factor * input_shape[0]),
                          round(self.width_factor * input_shape[1]))
         return tuple(input_shape)

@@ -103,6 +103,19 @@ def padded(x: np.ndarray, before: Pair, after: Pair, fill: float = 0.0) -> np.nd
     return out
 
 
+def unpadded(dxp: np.ndarray, before: Pair, x_shape: tuple) -> np.ndarray:
+    """The gradient of ``padded``: ``dxp`` without the padding, back to ``x_shape``."""
+    (top, left), (h, w) = before, x_shape[1:3]
+    return dxp[:, top:top + h, left:left + w] if dxp.shape != x_shape else dxp
+
+
+def check_images(layer: Layer, input_shape: tuple) -> None:
+    """An error naming the layer unless samples are images ``(height, width, channels)``."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{type(layer).__name__} expects images (N, height, width, channels), got "
+                         f"samples of shape {tuple(input_shape)}")
+
+
 def windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> np.ndarray:
     """A read-only view ``(N, Ho, Wo, kh, kw, C)`` of every window of ``xp``: element
     ``[n, i, j, p, q, c]`` is ``xp[n, i*sh + p*dh, j*sw + q*dw, c]``. No copy."""
@@ -277,8 +290,7 @@ class Conv2D(Layer):
         d_patches = np.matmul(g, per_position).reshape(kh, kw, x_shape[0], *self._out, x_shape[3])
         dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
         add_windows(dxp, d_patches, self.stride, self.dilation)
-        (top, left), (h, w) = self._before, x_shape[1:3]
-        return dxp[:, top:top + h, left:left + w] if dxp.shape != x_shape else dxp
+        return unpadded(dxp, self._before, x_shape)
 
     def get_config(self) -> dict:
         config = {"filters": self.filters, "kernel_size": list(self.kernel_size),

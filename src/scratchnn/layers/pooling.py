@@ -12,7 +12,8 @@ import numpy as np
 
 from .._validation import check_bool
 from .base import Layer
-from .conv import as_pair, as_padding, padded, spatial_plan, window_slices, windows
+from .conv import (as_pair, as_padding, check_images, padded, spatial_plan, unpadded,
+                   window_slices)
 
 
 class _Pool2D(Layer):
@@ -43,10 +44,6 @@ class _Pool2D(Layer):
     @property
     def _overlapping(self) -> bool:
         return any(s < k for s, k in zip(self.stride, self.pool_size))
-
-    def _unpad(self, dxp: np.ndarray, x_shape: tuple) -> np.ndarray:
-        (top, left), (h, w) = self._before, x_shape[1:3]
-        return dxp[:, top:top + h, left:left + w] if dxp.shape != x_shape else dxp
 
     def get_config(self) -> dict:
         return {"pool_size": list(self.pool_size), "stride": list(self.stride),
@@ -96,12 +93,13 @@ class MaxPool2D(_Pool2D):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         which, x_shape, xp_shape = self._saved()
         dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
+        overlapping = self._overlapping
         for position, (_, rows, cols) in enumerate(self._slices()):
-            if self._overlapping:
+            if overlapping:
                 dxp[:, rows, cols] += grad_out * (which == position)
             else:    # each input pixel is in one window at most: write, do not add
                 np.multiply(grad_out, which == position, out=dxp[:, rows, cols])
-        return self._unpad(dxp, x_shape)
+        return unpadded(dxp, self._before, x_shape)
 
 
 class AvgPool2D(_Pool2D):
@@ -142,17 +140,18 @@ class AvgPool2D(_Pool2D):
         y = xp[:, rows, cols].copy()
         for _, rows, cols in slices:          # one whole-batch addition per window position
             y += xp[:, rows, cols]
-        y *= (1 / self._count).astype(x.dtype)
-        self._cache = (x.shape, xp.shape)
+        scale = (1 / self._count).astype(x.dtype)       # 1 / count, for backward too
+        y *= scale
+        self._cache = (x.shape, xp.shape, scale)
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, xp_shape = self._saved()
-        share = grad_out * (1 / self._count).astype(grad_out.dtype)       # (N, Ho, Wo, C)
+        x_shape, xp_shape, scale = self._saved()
+        share = grad_out * scale                          # (N, Ho, Wo, C)
         dxp = np.zeros(xp_shape, dtype=grad_out.dtype)
         for _, rows, cols in self._slices():
             dxp[:, rows, cols] += share
-        return self._unpad(dxp, x_shape)
+        return unpadded(dxp, self._before, x_shape)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
@@ -165,9 +164,7 @@ class GlobalAveragePooling2D(Layer):
     """
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
-        if len(input_shape) != 3:
-            raise ValueError(f"GlobalAveragePooling2D expects images (N, height, width, channels), "
-                             f"got samples of shape {tuple(input_shape)}")
+        check_images(self, input_shape)
         return (input_shape[2],)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

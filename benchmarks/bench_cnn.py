@@ -43,7 +43,6 @@ LR = 1e-3
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 BATCH_SIZE = 128
 EVAL_BATCH = 1000               # test images per forward pass when computing the accuracy
-PARAMETERS = (3 * 3 * 1 * 32 + 32) + (3 * 3 * 32 * 64 + 64) + (1600 * 128 + 128) + (128 * 10 + 10)
 
 
 def as_images(X):

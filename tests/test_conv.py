@@ -146,10 +146,6 @@ POOL_CASES = [
 ]
 
 
-def _torch_pool_padding(layer, size):
-    return (layer._before[1], layer._after[1], layer._before[0], layer._after[0])
-
-
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_max_pool_matches_torch_float64(case):
     n, h, w, c, pool, stride, padding = case
@@ -292,6 +288,8 @@ def test_small_cnn_one_adam_step_equals_torch():
     np.testing.assert_allclose(conv1.W, kernel_from_torch(tconv1.weight.detach()), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(conv2.W, kernel_from_torch(tconv2.weight.detach()), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(dense.W, tdense.weight.detach().numpy().T, rtol=1e-9, atol=1e-12)
+    for ours, theirs in ((conv1, tconv1), (conv2, tconv2), (dense, tdense)):
+        np.testing.assert_allclose(ours.b, theirs.bias.detach().numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.history.history["loss"][0], loss.item(), rtol=1e-9)
 
 
@@ -320,6 +318,8 @@ def test_conv2d_activation_equals_separate_layers():
     plain.needs_input_grad = True
     np.testing.assert_array_equal(model.forward(x), y)
     np.testing.assert_array_equal(model.backward(g), dx)
+    for (_, ours), (_, theirs) in zip(sorted(grads.items()), model.named_gradients()):
+        np.testing.assert_array_equal(ours, theirs)
     assert fused.get_config()["activation"] == "relu"
     assert max(snn.gradcheck(snn.Conv2D(3, 2, activation="tanh"), x).values()) < 1e-6
     with pytest.raises(ValueError, match="activation must be None or one of"):
@@ -358,6 +358,9 @@ def test_cnn_with_batch_norm_two_adam_steps_equal_torch():
     np.testing.assert_allclose(norm.running_mean, tnorm.running_mean.numpy(), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(norm.running_var, tnorm.running_var.numpy(), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(dense.W, tdense.weight.detach().numpy().T, rtol=1e-9, atol=1e-11)
+    # (the conv's bias before batch norm has a gradient of rounding noise: Adam turns it
+    # into steps of 1e-11 in both libraries, not comparable)
+    np.testing.assert_allclose(dense.b, tdense.bias.detach().numpy(), rtol=1e-9, atol=1e-11)
     tnorm.eval()
     with torch.no_grad():
         h = F.max_pool2d(F.relu(tnorm(tconv(_nchw(x)))), 2)

@@ -264,8 +264,17 @@ def test_a_batch_of_one_in_training_is_an_error(shape):
         np.testing.assert_array_equal(model.buffers, before)
         # inference is fine, and so is a batch of one image of several pixels in training
         assert np.all(np.isfinite(layer.forward(np.ones(shape), training=False)))
-    y = layer.forward(np.arange(12.0).reshape(1, 2, 2, 3), training=True) if len(shape) == 4 else None
-    assert y is None or np.all(np.isfinite(y))
+
+
+def test_a_batch_of_one_image_of_several_pixels_trains():
+    layer = snn.BatchNormalization()
+    built(layer, (2, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(np.arange(12.0).reshape(1, 2, 2, 3), training=True)
+    # each channel's 4 values are c, c + 3, c + 6, c + 9 (variance 11.25): -1.34, -0.45, 0.45, 1.34
+    expected = 3 * (np.arange(4.0) - 1.5) / np.sqrt(11.25 + 1e-5)
+    np.testing.assert_allclose(y.reshape(4, 3), np.repeat(expected[:, None], 3, axis=1), rtol=1e-12)
 
 
 def test_fit_names_a_last_batch_of_one():

@@ -386,6 +386,14 @@ def plot_confusion_matrix(y_true, y_pred, path: PathLike, *, class_names: Option
 
 
 # ----------------------------------------------------------- decision boundary
+def _finite_float64(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` as float64, or an error naming it when it holds NaN or infinity."""
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return array
+
+
 def _check_points(X) -> np.ndarray:
     if X is None:
         raise ValueError("X is required, got None")
@@ -395,10 +403,7 @@ def _check_points(X) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
         raise ValueError(f"X must have shape (n_samples, 2): a decision boundary is drawn for "
                          f"2-D inputs only, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("X contains NaN or infinity")
-    return array
+    return _finite_float64(array, "X")
 
 
 def decision_boundary_figure(model, X, y, *, resolution: int = 200, title: Optional[str] = None):
@@ -531,10 +536,7 @@ def _check_kernel(kernel) -> np.ndarray:
     if array.ndim != 4 or 0 in array.shape:
         raise ValueError(f"the kernel must have shape (kernel_height, kernel_width, in_channels, "
                          f"filters), as Conv2D.W, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("the kernel contains NaN or infinity")
-    return array
+    return _finite_float64(array, "the kernel")
 
 
 def filters_figure(model_or_kernel, *, channel: Union[int, str] = "mean", max_filters: int = 64,
@@ -620,9 +622,7 @@ def _check_images(images) -> np.ndarray:
     if not (array.ndim == 3 or (array.ndim == 4 and array.shape[3] in (1, 3))) or 0 in array.shape:
         raise ValueError(f"images must be (N, height, width) or (N, height, width, channels) with "
                          f"1 or 3 channels, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("images contains NaN or infinity")
+    array = _finite_float64(array, "images")
     return array[..., 0] if array.ndim == 4 and array.shape[3] == 1 else array
 
 

@@ -297,7 +297,8 @@ def _fashion_subset(X_train, y_train, X_test, y_test, samples: int, seed: int):
             # a sample of the indices, not of the images: no copy of the 47 MB not kept
             _, keep, _, _ = train_test_split(np.arange(len(X)), y, test_size=n, stratify=True,
                                              seed=seed)
-            X, y = X[np.sort(keep)], y[np.sort(keep)]
+            keep = np.sort(keep)
+            X, y = X[keep], y[keep]
         parts += [X, y]
     return tuple(parts)
 
@@ -497,8 +498,7 @@ def _architecture(model: Sequential, settings: dict, data: Data) -> str:
     return f"MLP {sizes}, {settings['activation']}"
 
 
-def _describe(model: Sequential, data: Data, settings: dict, loss: str, n_fit: int,
-              n_val: int) -> str:
+def _describe(model: Sequential, data: Data, settings: dict, n_fit: int, n_val: int) -> str:
     batch = settings["batch_size"]
     batch = "full" if batch is None or batch >= n_fit else batch
     extras = []
@@ -515,7 +515,7 @@ def _describe(model: Sequential, data: Data, settings: dict, loss: str, n_fit: i
         counts.append(f"{len(data.X_test)} test")
     samples = (", ".join(counts[:-1]) + " and " + counts[-1]) if len(counts) > 1 else counts[0]
     return (f"{data.name}: {samples} samples; {_architecture(model, settings, data)}, "
-            f"{loss}, {settings['optimizer']} lr {settings['lr']:g}, "
+            f"{settings['loss']}, {settings['optimizer']} lr {settings['lr']:g}, "
             f"{_plural(settings['epochs'], 'epoch')}, batch {batch}"
             + "".join(f", {e}" for e in extras))
 
@@ -592,7 +592,7 @@ def command_train(args: argparse.Namespace) -> int:
     verbose = args.verbose if args.verbose is not None else (0 if args.print_every else 1)
     batch_size = min(settings["batch_size"] or n_fit, n_fit)
     n_batches = -(-n_fit // batch_size)
-    print(_describe(model, data, settings, loss, n_fit, n_val), flush=True)
+    print(_describe(model, data, settings, n_fit, n_val), flush=True)
 
     # -- training
     callbacks = _callbacks(settings, args)
@@ -744,9 +744,8 @@ def _data_for_saved_model(model: Sequential, dataset: str, args: argparse.Namesp
         maker = datasets.spirals if dataset == "spirals" else datasets.moons
         X, y = maker(seed=1000 if args.seed is None else args.seed)
     elif dataset == "fashion-mnist":
-        # the test images as the model takes them: (N, 28, 28, 1) for a CNN, rows for an MLP
-        _, _, X, y = datasets.load_fashion_mnist(args.data_dir,
-                                                 images=model.input_shape == (28, 28, 1))
+        # rows; _as_model_input below shapes them as the model takes them (images for a CNN)
+        _, _, X, y = datasets.load_fashion_mnist(args.data_dir)
     else:
         target = args.target or meta.get("target")
         if not target:

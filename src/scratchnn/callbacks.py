@@ -62,7 +62,9 @@ class History(Callback):
     ends (as after a Ctrl-C in the first epoch). After Ctrl-C, ``interrupted``
     is True, ``completed_epochs`` counts the epochs whose figures are recorded
     and ``interrupted_batches`` the batches run in the epoch cut short (0 when
-    the interrupt came between epochs).
+    the interrupt came between epochs). ``converged`` is None, or why an optimizer
+    that tests its own convergence (``LBFGS``) stopped training: ``"gradient"``,
+    ``"loss change"`` or ``"line search"``.
 
     A History is a record: copying or pickling it keeps the figures and the
     counts, not the model it was attached to (``model`` is None in the copy).
@@ -74,6 +76,7 @@ class History(Callback):
         self.interrupted = False
         self.completed_epochs = 0
         self.interrupted_batches = 0
+        self.converged: Optional[str] = None
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self.history.setdefault("loss", [])

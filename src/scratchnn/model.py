@@ -271,6 +271,18 @@ class Sequential:
         """``[("dense_0.W", view), ...]`` in the order of ``params``."""
         return self._named("params")
 
+    @property
+    def parameter_slices(self) -> list[slice]:
+        """Where each parameter array lies in ``params`` (and its gradient in ``grads``),
+        in order: what ``clipnorm`` clips one by one."""
+        self._require_built("parameter_slices")
+        slices, offset = [], 0
+        for layer in self.layers:
+            for spec in layer.param_specs:
+                slices.append(slice(offset, offset + spec.size))
+                offset += spec.size
+        return slices
+
     def named_gradients(self) -> list[tuple[str, np.ndarray]]:
         """``[("dense_0.W", view of dL/dW), ...]``: the same names, views into ``grads``."""
         return self._named("grads")
@@ -517,7 +529,8 @@ class Sequential:
             metrics: Optional[Sequence[str]] = None,
             epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
             validation_data: Optional[tuple] = None, validation_split: float = 0.0,
-            callbacks: Sequence[Callback] = (), verbose: int = 0) -> History:
+            callbacks: Sequence[Callback] = (), verbose: int = 0, sample_weight=None,
+            class_weight=None) -> History:
         """Train the model; return a History of per-epoch figures. The loop is
         ``scratchnn.training.fit``.
 
@@ -536,6 +549,17 @@ class Sequential:
                 shuffling, as in Keras) held out for validation instead.
             callbacks: Callback instances (EarlyStopping, ModelCheckpoint, ...).
             verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+            sample_weight: one non-negative weight per sample ``(N,)``: the loss of
+                each batch is the weighted mean (``sum w l / sum w``), and the epoch's
+                loss the weighted mean over the epoch. With ``validation_split`` the
+                held-out samples' weights are not used.
+            class_weight: ``{class: weight}`` (the labels of ``model.classes`` when it is
+                set, else the class indices) or ``"balanced"``; multiplies
+                ``sample_weight``. See ``training.sample_weights``.
+
+        With an optimizer that needs a closure (``LBFGS``) every epoch is one
+        iteration on the full batch (``batch_size`` and ``shuffle`` do not apply),
+        and training stops early when it has converged (``history.converged`` says why).
 
         Ctrl-C stops training cleanly after the current batch (a second Ctrl-C
         interrupts at once); the model keeps the weights of its last step and
@@ -549,7 +573,8 @@ class Sequential:
         return training.fit(self, X, y, loss=loss, optimizer=optimizer, metrics=metrics,
                             epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                             validation_data=validation_data, validation_split=validation_split,
-                            callbacks=callbacks, verbose=verbose)
+                            callbacks=callbacks, verbose=verbose, sample_weight=sample_weight,
+                            class_weight=class_weight)
 
     # --------------------------------------------------------------- inference
     def output(self, X, *, batch_size: Optional[int] = None) -> np.ndarray:

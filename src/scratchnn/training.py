@@ -76,7 +76,8 @@ class _StopOnInterrupt:
 def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[str]] = None,
         epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
         validation_data: Optional[tuple] = None, validation_split: float = 0.0,
-        callbacks: Sequence[Callback] = (), verbose: int = 0) -> History:
+        callbacks: Sequence[Callback] = (), verbose: int = 0, sample_weight=None,
+        class_weight=None) -> History:
     """Train ``model``; return a History of per-epoch figures. See ``Sequential.fit``."""
     # -- settings and data
     model.compile(loss, optimizer, metrics)
@@ -92,8 +93,18 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"callbacks must be a list of Callback instances, got {describe(callbacks)}")
     X, target = model.check_data(X, y)
+    weights = sample_weights(model, target, sample_weight, class_weight)
     X, target, validation = split_validation(model, X, target, validation_data, validation_split)
     n = len(X)
+    if weights is not None:
+        weights = weights[:n]                 # validation_split holds out the end
+        if not weights.any():
+            raise ValueError("sample_weight (with class_weight) gives weight 0 to every "
+                             "training sample: at least one must have a non-zero weight")
+    closure_optimizer = getattr(model.optimizer, "needs_closure", False)
+    if closure_optimizer:
+        _check_deterministic(model)
+        batch_size = None                     # L-BFGS: the full batch, every iteration
     batch_size = n if batch_size is None else min(batch_size, n)
     n_batches = -(-n // batch_size)
     _check_batches_fit_layers(model, n, batch_size)
@@ -122,9 +133,14 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
             _call(callback_list, "on_epoch_begin", epoch, {})
             if callbacks:                # the user's callbacks may write the weights
                 model.params_max = None  # (measured again on the next step)
-            order = model.rng.permutation(n) if shuffle and batch_size < n else None
-            mean_loss, outputs, batch = _train_epoch(model, X, target, order, batch_size,
-                                                     callback_list, interrupt, epoch)
+            if closure_optimizer:
+                order = None
+                mean_loss, outputs, batch = _closure_epoch(model, X, target, weights,
+                                                           callback_list, epoch)
+            else:
+                order = model.rng.permutation(n) if shuffle and batch_size < n else None
+                mean_loss, outputs, batch = _train_epoch(model, X, target, weights, order,
+                                                         batch_size, callback_list, interrupt, epoch)
             if interrupt.requested and batch + 1 < n_batches:     # cut short: no figures
                 history.interrupted, history.interrupted_batches = True, batch + 1
                 break
@@ -141,6 +157,9 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
                 history.interrupted = True
                 break
             if model.stop_training:
+                break
+            if closure_optimizer and model.optimizer.converged:
+                history.converged = model.optimizer.converged_reason
                 break
         weights_at_stop = model.params.copy() if history.interrupted else None
         _call(callback_list, "on_train_end", {})
@@ -165,24 +184,31 @@ def _call(callbacks: list, hook: str, *args) -> None:
         getattr(callback, hook)(*args)
 
 
-def _train_epoch(model, X: np.ndarray, target: np.ndarray, order: Optional[np.ndarray],
-                 batch_size: int, callbacks: list, interrupt: _StopOnInterrupt, epoch: int):
+def _train_epoch(model, X: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray],
+                 order: Optional[np.ndarray], batch_size: int, callbacks: list,
+                 interrupt: _StopOnInterrupt, epoch: int):
     """One pass over the data in ``order`` (None: as stored). Returns the mean
-    training loss, the outputs of every sample (in the order seen) and the
-    index of the last batch run (fewer than all when interrupted)."""
+    training loss (weighted by the batches' weights, when there are sample weights),
+    the outputs of every sample (in the order seen) and the index of the last batch
+    run (fewer than all when interrupted)."""
     n = len(X)
     outputs = None if batch_size >= n else np.empty((n, *model.output_shape), dtype=model.dtype)
-    total_loss = 0.0
+    total_loss = total_weight = 0.0
+    wb = None
     for batch, start in enumerate(range(0, n, batch_size)):
         stop = min(start + batch_size, n)
         _call(callbacks, "on_batch_begin", batch, {"size": stop - start})
         if order is None:
             xb, tb = X[start:stop], target[start:stop]
+            if weights is not None:
+                wb = weights[start:stop]
         else:
             index = order[start:stop]
             xb, tb = X[index], target[index]
+            if weights is not None:
+                wb = weights[index]
         try:
-            batch_loss, output = train_step(model, xb, tb)
+            batch_loss, output = train_step(model, xb, tb, wb)
         except DivergenceError as error:
             raise DivergenceError(f"training diverged in epoch {epoch + 1}, batch {batch + 1}: "
                                   f"{error}") from None
@@ -190,11 +216,103 @@ def _train_epoch(model, X: np.ndarray, target: np.ndarray, order: Optional[np.nd
             outputs = output
         else:
             outputs[start:stop] = output
-        total_loss += batch_loss * (stop - start)
+        batch_weight = stop - start if wb is None else float(np.sum(wb, dtype=np.float64))
+        total_loss += batch_loss * batch_weight
+        total_weight += batch_weight
         _call(callbacks, "on_batch_end", batch, {"loss": batch_loss, "size": stop - start})
         if interrupt.requested:
             break
-    return total_loss / n, outputs, batch
+    return total_loss / total_weight, outputs, batch
+
+
+def full_batch_closure(model, X: np.ndarray, target: np.ndarray,
+                       sample_weight: Optional[np.ndarray] = None):
+    """The objective of an optimizer that needs a closure (``LBFGS``): a function of no
+    argument that evaluates the loss (data term and penalties) of the whole of ``X``
+    at the current ``model.params`` and fills ``model.grads``. A trial point where the
+    loss is not finite returns inf (the line search then steps back) and leaves the
+    buffers as they were. ``closure.output`` holds the outputs of the latest evaluation."""
+    def closure() -> float:
+        buffers_before = _kept_copy(model, "buffers") if model.buffers.size else None
+        try:
+            loss, closure.output = _loss_and_gradients(model, X, target, sample_weight,
+                                                       buffers_before)
+        except DivergenceError:
+            closure.output = None
+            return math.inf
+        model.params_max = None
+        closure.loss = loss
+        return loss
+
+    closure.output, closure.loss = None, None
+    return closure
+
+
+def _closure_epoch(model, X: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray],
+                   callbacks: list, epoch: int):
+    """One iteration of an optimizer that needs a closure (``LBFGS``) on the full batch,
+    as one batch of one epoch. Returns what ``_train_epoch`` returns."""
+    n = len(X)
+    _call(callbacks, "on_batch_begin", 0, {"size": n})
+    closure = full_batch_closure(model, X, target, weights)
+    loss = model.optimizer.iterate(model.params, model.grads, closure)
+    if not math.isfinite(loss):
+        raise DivergenceError(f"training diverged in epoch {epoch + 1}: the loss at the "
+                              f"starting point is {loss}")
+    # The outputs at the accepted point: the latest evaluation's when that was the
+    # accepted point (nearly always), else one more forward pass.
+    output = closure.output
+    if output is None or loss != closure.loss:
+        output = np.array(model.forward(X, training=False), copy=True)
+    _call(callbacks, "on_batch_end", 0, {"loss": loss, "size": n})
+    return loss, output, 0
+
+
+def sample_weights(model, target: np.ndarray, sample_weight=None,
+                   class_weight=None) -> Optional[np.ndarray]:
+    """The weight of each sample in ``fit`` (None when every weight is 1): ``sample_weight``
+    (checked: one finite non-negative number per sample) times, with ``class_weight``,
+    the weight of the sample's class.
+
+    ``class_weight`` is a dict from class to weight, as in Keras and scikit-learn: its
+    keys are the labels of ``model.classes`` when the model has them (strings, say),
+    else the class indices 0..k-1 (0 and 1 for ``binary_cross_entropy`` of one output);
+    a class left out weighs 1. ``"balanced"`` (scikit-learn's) weighs each class by
+    ``n_samples / (n_classes * count)``."""
+    n = len(target)
+    weights = None
+    if sample_weight is not None:
+        from ._validation import as_sample_weight
+        weights = as_sample_weight(sample_weight, n, model.dtype)
+    if class_weight is None:
+        return weights
+    if not model.loss.classification:
+        raise ValueError("class_weight is for classification losses (cross_entropy, "
+                         f"binary_cross_entropy), and the loss is {type(model.loss).__name__}")
+    labels = model.loss.true_labels(target)
+    if labels.ndim != 1:
+        raise ValueError("class_weight needs one class per sample, and the targets have shape "
+                         f"{target.shape} (several labels per sample): use sample_weight instead")
+    n_classes = 2 if model.output_shape[-1] == 1 else model.output_shape[-1]
+    classes = model.classes if model.classes is not None else np.arange(n_classes)
+    counts = np.bincount(labels, minlength=n_classes)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        with np.errstate(divide="ignore"):
+            per_class = np.where(counts > 0, n / (n_classes * np.maximum(counts, 1)), 0.0)
+    elif isinstance(class_weight, dict):
+        known = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+        per_class = np.ones(n_classes)
+        for key, value in class_weight.items():
+            plain = key.item() if isinstance(key, np.generic) else key
+            if plain not in known:
+                raise ValueError(f"class_weight has the class {key!r}, which is not one of the "
+                                 f"model's classes {list(known)!r:.200}")
+            per_class[known[plain]] = check_number(f"class_weight[{key!r}]", value, 0.0)
+    else:
+        raise TypeError(f"class_weight must be a dict {{class: weight}} or 'balanced', "
+                        f"got {describe(class_weight)}")
+    per_sample = per_class[labels].astype(model.dtype)
+    return per_sample if weights is None else weights * per_sample
 
 
 def split_validation(model, X: np.ndarray, target: np.ndarray, validation_data, validation_split):
@@ -218,9 +336,12 @@ def split_validation(model, X: np.ndarray, target: np.ndarray, validation_data, 
 
 
 # ===================================================================== one step
-def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """One step on one checked batch: forward, loss, backward, optimizer. Returns
-    the batch loss and the outputs.
+def train_step(model, x: np.ndarray, target: np.ndarray,
+               sample_weight: Optional[np.ndarray] = None) -> tuple[float, np.ndarray]:
+    """One step on one checked batch: forward, loss, backward, penalties, optimizer.
+    Returns the batch loss (the weighted mean when ``sample_weight``, a checked
+    vector of the batch's weights, is given; plus the layers' regularization
+    penalties) and the outputs.
 
     Raises DivergenceError when the loss or a gradient is NaN or infinite (before
     the optimizer changes anything) or when the update makes a parameter NaN or
@@ -233,13 +354,7 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     inside ``quiet_overflow()``, which the caller of a step of its own should enter too.
     """
     buffers_before = _kept_copy(model, "buffers") if model.buffers.size else None
-    output = model.forward(x, training=True)
-    loss = model.loss.forward(output, target)
-    if not math.isfinite(loss):
-        message = _diagnose_forward(model, x)
-        _restore(model, buffers_before)
-        raise DivergenceError(message)
-    model.backward(model.loss.backward())
+    loss, output = _loss_and_gradients(model, x, target, sample_weight, buffers_before)
     # One BLAS pass: the squared norm is NaN or inf when any gradient is
     # (or when the norm itself overflows, which is divergence too).
     grads_sq = float(np.dot(model.grads, model.grads))
@@ -258,11 +373,11 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     params_max = model.params_max if model.params_max is not None else max_abs(model.params)
     bound = optimizer.update_bound(params_max, math.sqrt(grads_sq))
     if bound <= _SAFE_MAX[model.dtype.type]:
-        optimizer.step(model.params, model.grads, overwrite_grads=True)
+        _optimizer_step(model)
         model.params_max = bound
         return loss, output
     params_before = _backup(model)
-    optimizer.step(model.params, model.grads, overwrite_grads=True)
+    _optimizer_step(model)
     model.params_max = None                             # measured again next step
     if not all_finite(model.params):
         message = _diagnose_update(model)
@@ -270,6 +385,51 @@ def train_step(model, x: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
         _restore(model, buffers_before)
         raise DivergenceError(message)
     return loss, output
+
+
+def _loss_and_gradients(model, x: np.ndarray, target: np.ndarray,
+                        sample_weight: Optional[np.ndarray],
+                        buffers_before: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
+    """Forward, loss, backward and the layers' penalties on one batch: the loss
+    (data term plus penalties) and the outputs, with ``model.grads`` filled. A loss
+    that is not finite is a DivergenceError (the buffers put back first)."""
+    output = model.forward(x, training=True)
+    if sample_weight is None:
+        loss = model.loss.forward(output, target)
+    else:
+        loss = model.loss.forward(output, target, sample_weight)
+    if not math.isfinite(loss):
+        message = _diagnose_forward(model, x)
+        _restore(model, buffers_before)
+        raise DivergenceError(message)
+    model.backward(model.loss.backward())
+    penalty = regularization_penalty(model, add_gradients=True)
+    if penalty:
+        loss += penalty
+        if not math.isfinite(loss):
+            _restore(model, buffers_before)
+            raise DivergenceError(f"step {model.optimizer.iterations + 1}: the regularization "
+                                  "penalty of the weights overflows; lower the learning rate")
+    return loss, output
+
+
+def regularization_penalty(model, add_gradients: bool = False) -> float:
+    """The sum of every layer's regularization penalty (``kernel_regularizer=``),
+    adding their gradients into ``model.grads`` when ``add_gradients`` is true
+    (after ``backward``, which overwrites the gradients). 0.0 without regularizers."""
+    return sum(layer.regularization_penalty(add_gradients) for layer in model.layers
+               if getattr(layer, "regularizers", None))
+
+
+def _optimizer_step(model) -> None:
+    """``model.optimizer.step``, handing it the model's parameter arrays (as slices of
+    the flat vector) when it clips each one's gradient norm (``clipnorm``)."""
+    optimizer = model.optimizer
+    if getattr(optimizer, "clipnorm", None) is not None:
+        optimizer.step(model.params, model.grads, overwrite_grads=True,
+                       variables=model.parameter_slices)
+    else:
+        optimizer.step(model.params, model.grads, overwrite_grads=True)
 
 
 #: the largest bound of max |p| that is far enough inside the floats (4: room for rounding)
@@ -345,6 +505,18 @@ def _diagnose_gradients(model) -> str:
                         f"({type(layer).__name__}) is NaN or infinite (or its norm overflows); "
                         "lower the learning rate or scale the inputs")
     return f"step {step}: the gradient norm overflows"
+
+
+def _check_deterministic(model) -> None:
+    """Refuse layers that draw random numbers in training (dropout, augmentation) with
+    an optimizer that needs a closure: its line search compares losses of one
+    objective, which such layers change at every evaluation."""
+    for layer in model.layers:
+        if getattr(layer, "random_in_training", False):
+            raise ValueError(f"{type(model.optimizer).__name__} needs the same loss at every "
+                             f"evaluation, and layer {layer.name!r} ({type(layer).__name__}) is "
+                             "random in training: remove it, or use a stochastic optimizer "
+                             "such as Adam")
 
 
 def _check_batches_fit_layers(model, n: int, batch_size: int) -> None:

@@ -32,6 +32,9 @@ class RandomFlip(Layer):
 
     _AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (2, 1)}
 
+    #: training-mode outputs are random (an optimizer with a line search refuses it)
+    random_in_training = True
+
     def __init__(self, mode: str = "horizontal", name: Optional[str] = None) -> None:
         super().__init__(name)
         if not (isinstance(mode, str) and mode in self._AXES):
@@ -84,6 +87,9 @@ class RandomTranslation(Layer):
             (Keras's name; 0.1 shifts a 28-pixel image by up to 3 pixels).
         width_factor: the same for the width (default: ``height_factor``).
     """
+
+    #: training-mode outputs are random (an optimizer with a line search refuses it)
+    random_in_training = True
 
     def __init__(self, height_factor: float = 0.1, width_factor: Optional[float] = None,
                  name: Optional[str] = None) -> None:

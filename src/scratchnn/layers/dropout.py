@@ -23,6 +23,11 @@ class Dropout(Layer):
         rate: probability of zeroing each element, in [0, 1).
     """
 
+    @property
+    def random_in_training(self) -> bool:
+        """Whether training-mode outputs are random (an optimizer with a line search refuses it)."""
+        return self.rate > 0
+
     def __init__(self, rate: float = 0.5, name: Optional[str] = None) -> None:
         super().__init__(name)
         self.rate = check_number("rate", rate, 0.0, 1.0, high_open=True)

@@ -3,7 +3,7 @@
 The public names; everything else is internal.
 """
 
-from . import datasets, preprocessing, schedules, training
+from . import datasets, preprocessing, regularizers, schedules, training
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler,
                         ModelCheckpoint, ReduceLROnPlateau)
 from .gradcheck import gradcheck, numerical_gradient
@@ -16,6 +16,7 @@ from .io import load, save
 from .model import Sequential
 from .training import DivergenceError
 from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
+from .regularizers import L1, L1L2, L2
 
 __version__ = "0.1.0"
 
@@ -27,8 +28,9 @@ __all__ = [
     "RandomTranslation", "register_layer",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
+    "L1", "L2", "L1L2",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau",
-    "datasets", "preprocessing", "schedules", "training",
+    "datasets", "preprocessing", "regularizers", "schedules", "training",
     "gradcheck", "numerical_gradient",
 ]

@@ -33,13 +33,15 @@ pooling layers take ``(N, H, W, C)``); it is written in every file, images or no
 and a file of another layout is refused rather than read with its axes mixed up.
 ``model`` is a key of ``MODELS``, ``layers[i].class`` a key of ``scratchnn.layers.LAYERS``,
 ``loss.class`` a key of ``LOSSES`` and ``optimizer.class`` a key of ``OPTIMIZERS``; each ``config``
-holds the keyword arguments of that class's constructor. ``rng_state`` is the
-state of ``model.rng``, so training resumed from a file shuffles and drops out
-exactly as an uninterrupted run would.
+holds the keyword arguments of that class's constructor. A value there may itself
+be such an entry, of plain values only: a layer's ``"kernel_regularizer": {"class": "l2",
+"config": {"l2": 0.01}}``, whose class is a key of ``scratchnn.regularizers.REGULARIZERS``
+(the layer's constructor checks it). ``rng_state`` is the state of ``model.rng``, so
+training resumed from a file shuffles and drops out exactly as an uninterrupted run would.
 
 A file is data, never code. ``load`` reads only number arrays (an array of
-Python objects is refused, not decoded), builds classes only from the three
-registries by name, passes only the keyword arguments their constructors
+Python objects is refused, not decoded), builds classes only from the registries
+by name, passes only the keyword arguments their constructors
 declare, and checks every field, the size of every array and the finiteness of
 every value before it returns a model. No array is read before its declared
 size is checked against the bytes the archive really holds, and every count the
@@ -828,8 +830,10 @@ def _check_document(doc: dict) -> dict:
     return {**doc, "state_names": state_names}
 
 
-def _check_entry(entry, where: str, extra: tuple = ()) -> None:
-    """``{"class": str, "config": {str: JSON scalar or list}}`` (plus ``extra`` keys)."""
+def _check_entry(entry, where: str, extra: tuple = (), nested: bool = True) -> None:
+    """``{"class": str, "config": {str: value}}`` (plus ``extra`` keys), each value a
+    JSON scalar, a list of them or (when ``nested``) an entry of plain values itself,
+    such as a layer's ``kernel_regularizer`` ``{"class": "l2", "config": {"l2": 0.01}}``."""
     keys = {"class", "config", *extra}
     if not isinstance(entry, dict) or set(entry) != keys:
         raise _BadField(f"{where} must be an object with the keys {sorted(keys)}, got {entry!r:.100}")
@@ -839,9 +843,12 @@ def _check_entry(entry, where: str, extra: tuple = ()) -> None:
     if not isinstance(config, dict):
         raise _BadField(f"{where}.config must be an object, got {config!r:.100}")
     for key, value in config.items():
-        if not _is_plain(value):
-            raise _BadField(f"{where}.config[{key!r}] must be a number, string, boolean, null "
-                            f"or a list of them, got {value!r:.100}")
+        if nested and isinstance(value, dict) and set(value) == {"class", "config"}:
+            _check_entry(value, f"{where}.config[{key!r}]", nested=False)
+        elif not _is_plain(value):
+            raise _BadField(f"{where}.config[{key!r}] must be a number, string, boolean, null, "
+                            "a list of them" + (" or an object {\"class\": ..., \"config\": {...}}"
+                                                if nested else "") + f", got {value!r:.100}")
 
 
 def _is_int(value) -> bool:

@@ -8,7 +8,9 @@ count) is flat vectors too, created on the first step; ``state_dict`` /
 
 The update rules follow PyTorch's ``torch.optim`` exactly (weight decay is
 L2 added to the gradient, except in AdamW), so results can be compared with it.
-Every optimizer also takes ``learning_rate=``, Keras's name for ``lr``.
+Every optimizer also takes ``learning_rate=``, Keras's name for ``lr``, and
+Keras's gradient clipping, ``clipnorm=``, ``global_clipnorm=`` or ``clipvalue=``
+(see ``Optimizer``).
 """
 
 from __future__ import annotations
@@ -36,9 +38,68 @@ def _lr(lr, learning_rate, default: float):
     return check_number("learning_rate", learning_rate, 0.0, low_open=True)
 
 
+#: the gradient clipping settings every optimizer takes (see ``Optimizer``)
+_CLIP_SETTINGS = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+def _clip_setting(argument: str, value) -> Optional[float]:
+    """None, or a finite number > 0."""
+    return None if value is None else check_number(argument, value, 0.0, low_open=True)
+
+
+def _checked_variables(variables, size: int) -> list[slice]:
+    """``variables`` (slices of a flat vector of ``size``, in order and covering it) as
+    a list of slices; a ValueError naming ``variables`` otherwise."""
+    if isinstance(variables, (str, bytes)) or not hasattr(variables, "__iter__"):
+        raise ValueError(f"variables must be a sequence of slices of the flat vector, "
+                         f"got {describe(variables)}")
+    checked, offset = [], 0
+    for i, part in enumerate(variables):
+        if not isinstance(part, slice):
+            raise ValueError(f"variables[{i}] must be a slice, got {describe(part)}")
+        start, stop, step = part.indices(size)
+        if step != 1 or start != offset or stop < start or (part.stop is not None and part.stop > size):
+            raise ValueError(f"variables[{i}] is {part}; the slices must follow each other with "
+                             f"step 1 from 0 to the vector's size {size} (model.parameter_slices)")
+        checked.append(slice(start, stop))
+        offset = stop
+    if offset != size:
+        raise ValueError(f"variables cover the flat vector up to {offset}, but it has {size} values; "
+                         "give one slice per parameter array (model.parameter_slices)")
+    return checked
+
+
+def _norm_clip_scale(g: np.ndarray, limit: float) -> Optional[float]:
+    """``limit / ||g||_2`` when the norm is above ``limit``, else None (also for a
+    zero, empty, NaN or infinite ``g``). Never overflows nor warns.
+
+    One BLAS pass (``g . g``) nearly always; when the sum of squares overflows, or is
+    so small that squares of subnormal numbers may have lost precision, the norm is
+    measured again as ``m * ||g / m||`` with ``m = max |g|``."""
+    with np.errstate(over="ignore"):
+        squares = float(np.dot(g, g))
+    if g.size * float(np.finfo(g.dtype).tiny) <= squares < math.inf:
+        norm = math.sqrt(squares)
+        return limit / norm if norm > limit else None
+    if math.isnan(squares):
+        return None
+    largest = max_abs(g)
+    if largest == 0 or not math.isfinite(largest):
+        return None
+    ratio = 0.0                      # ||g / m||^2, from 1 to g.size
+    chunk = np.empty(min(g.size, 1 << 16), dtype=g.dtype)
+    for i in range(0, g.size, chunk.size):
+        part = np.divide(g[i:i + chunk.size], largest, out=chunk[:min(chunk.size, g.size - i)])
+        ratio += float(np.dot(part, part))
+    scaled_limit = limit / largest   # Python floats: inf rather than an overflow
+    root = math.sqrt(ratio)
+    return scaled_limit / root if root > scaled_limit else None
+
+
 class Optimizer:
-    """Base class: validates ``lr`` and ``weight_decay``, keeps the flat state vectors,
-    and applies the subclass's update rule block by block.
+    """Base class: validates ``lr``, ``weight_decay`` and the gradient clipping setting,
+    clips the gradients, keeps the flat state vectors, and applies the subclass's
+    update rule block by block.
 
     A subclass names its state vectors in ``state_names()`` (they start at zero;
     ``_initial_state`` may start them elsewhere) and defines ``_update(p, g, state,
@@ -63,6 +124,32 @@ class Optimizer:
     ``GRADS_AS_SCRATCH = True``: ``step(..., overwrite_grads=True)`` then passes the
     gradient slice itself as ``tmp[0]``, which keeps one vector fewer in the cache
     (Adam's update is about 10% faster inside a training loop).
+
+    Gradient clipping (Keras's settings, keyword arguments of every optimizer; at most
+    one of them, None for none):
+
+    - ``clipnorm=c``: each variable's gradient ``g_k`` (one parameter array: the
+      ``variables`` slices given to ``step``; without them, the whole vector is one
+      variable) becomes ``g_k * c / ||g_k||`` where ``||g_k||_2 > c``, so its norm is
+      at most ``c`` (``torch.nn.utils.clip_grad_norm_`` on each parameter alone);
+    - ``global_clipnorm=c``: all gradients together become ``g * c / ||g||`` where
+      ``||g||_2 > c`` (``clip_grad_norm_`` on all parameters);
+    - ``clipvalue=c``: each element is clipped to ``[-c, c]`` (``clip_grad_value_``).
+
+    Keras refuses ``clipnorm`` with ``global_clipnorm``, and its current
+    ``base_optimizer.py`` any two of the three: earlier Keras 3 releases applied only
+    the first one set, in the order clipnorm, global_clipnorm, clipvalue, and
+    tf.keras 2 (``OptimizerV2``) clipped the values first, then the norm. Here too at most
+    one may be set (also when the attributes are changed later: the step checks), so a
+    setting is never ignored nor read two ways. The norm is divided by exactly, as
+    Keras does (PyTorch divides by ``||g|| + 1e-6``): a gradient at or below the limit
+    is left exactly as it is, one above it ends with norm ``c`` to rounding. Clipping
+    comes before the update rule and before weight decay is added (decay is not
+    clipped). Norms never overflow (a float32 norm of ``1e38``-sized gradients is
+    measured by scaling them first) and zero gradients are left alone; a gradient
+    with NaN or infinity is not norm-clipped (the training step refuses it anyway;
+    ``clipvalue`` clips infinities to ``±c``, as Keras and PyTorch do).
+    Without clipping, a step pays nothing for it.
     """
 
     BLOCK_BYTES = 256 * 1024
@@ -71,9 +158,15 @@ class Optimizer:
     #: every this many steps, state values below the smallest normal float are set to 0
     FLUSH_EVERY = 100
 
-    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+    def __init__(self, lr: float, weight_decay: float = 0.0, *, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> None:
         self.lr = check_number("lr", lr, 0.0, low_open=True)
         self.weight_decay = check_number("weight_decay", weight_decay, 0.0)
+        self.clipnorm = _clip_setting("clipnorm", clipnorm)
+        self.clipvalue = _clip_setting("clipvalue", clipvalue)
+        self.global_clipnorm = _clip_setting("global_clipnorm", global_clipnorm)
+        self._clip_limit()
+        self._clip_scratch: Optional[np.ndarray] = None
         self.iterations = 0
         self.state: dict[str, np.ndarray] = {}
         self._blocks: list = []
@@ -83,16 +176,27 @@ class Optimizer:
         self._state_max: dict[str, float] = {}
         self._pending_max: Optional[dict[str, float]] = None
 
-    def step(self, params: np.ndarray, grads: np.ndarray, *, overwrite_grads: bool = False) -> None:
+    def step(self, params: np.ndarray, grads: np.ndarray, *, overwrite_grads: bool = False,
+             variables=None) -> None:
         """Update ``params`` in place from ``grads`` (flat vectors of equal size).
 
         With ``overwrite_grads=True`` the optimizer may use ``grads`` as scratch space,
-        which leaves it holding intermediate values; a model passes True, because its
-        next backward pass rewrites every gradient anyway.
+        which leaves it holding intermediate values (the clipped gradients among
+        them); a model passes True, because its next backward pass rewrites every
+        gradient anyway. With False, ``grads`` is never written.
+
+        ``variables``: the parameter arrays as slices of the flat vectors, in order and
+        covering them (``model.parameter_slices``); ``clipnorm`` clips each one's norm.
+        Without it, ``clipnorm`` takes the whole vector as one variable. The other
+        settings do not need it.
         """
         if grads.shape != params.shape:
             raise ValueError(f"grads has shape {grads.shape} but params has {params.shape}; "
                              "they must be flat vectors of the same size")
+        if variables is not None:
+            variables = _checked_variables(variables, params.size)
+        if self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None:
+            grads = self._clipped(grads, variables, overwrite_grads)
         if self.iterations == 0:
             self.state = self._initial_state(params)
         blocks = self._blocks_for(params, grads, overwrite_grads and self.GRADS_AS_SCRATCH)
@@ -107,8 +211,52 @@ class Optimizer:
     def update_bound(self, params_max: float, grads_norm: float) -> float:
         """An upper bound on ``max |p|`` after the next step, given ``params_max`` >=
         ``max |p|`` now and the gradients' norm ``grads_norm`` (``||g||_2``, which bounds
-        every ``|g_i|``); inf when this optimizer cannot tell. Call it just before ``step``."""
+        every ``|g_i|``); inf when this optimizer cannot tell. Call it just before ``step``.
+        ``grads_norm`` is that of the gradients before clipping (which only shrinks them)."""
         return math.inf
+
+    # -- clipping -------------------------------------------------------------
+    def _clipped(self, grads: np.ndarray, variables: Optional[list], overwrite: bool) -> np.ndarray:
+        """The gradients after clipping: ``grads`` itself, written in place, when
+        ``overwrite``; else a scratch vector of this optimizer (always the same one, so
+        that the step's cached blocks stay valid), ``grads`` untouched."""
+        if overwrite:
+            out = grads
+        else:
+            out = self._clip_scratch
+            if out is None or out.shape != grads.shape or out.dtype != grads.dtype:
+                out = self._clip_scratch = _memory.zeros(grads.size, grads.dtype)
+        name, limit = self._clip_limit()
+        if name == "clipvalue":
+            # (a limit beyond the dtype's range clips to its largest value, not to inf)
+            limit = min(limit, float(np.finfo(grads.dtype).max))
+            np.clip(grads, -limit, limit, out=out)
+            return out
+        parts = variables if name == "clipnorm" and variables else [slice(None)]
+        for part in parts:
+            scale = _norm_clip_scale(grads[part], limit)
+            if scale is not None:
+                np.multiply(grads[part], scale, out=out[part])
+            elif out is not grads:
+                out[part] = grads[part]
+        return out
+
+    def _clip_limit(self) -> tuple[Optional[str], Optional[float]]:
+        """``(name, value)`` of the clipping setting, ``(None, None)`` without one; an
+        error when more than one is set."""
+        given = [(name, getattr(self, name)) for name in _CLIP_SETTINGS
+                 if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError("set at most one of clipnorm, clipvalue and global_clipnorm (as "
+                             "Keras does), got " + ", ".join(f"{k}={v!r}" for k, v in given))
+        return given[0] if given else (None, None)
+
+    def _clip_bound(self, grads_norm: float) -> float:
+        """A bound of every ``|g_i|`` after clipping, from the norm before it: each
+        setting bounds every clipped element by its value."""
+        if self.clipnorm is None and self.global_clipnorm is None and self.clipvalue is None:
+            return grads_norm
+        return min(grads_norm, self._clip_limit()[1])
 
     def _state_bound(self, name: str) -> float:
         """A bound of ``max |state[name]|``: tracked, or measured (one pass) when unknown."""
@@ -118,8 +266,8 @@ class Optimizer:
         return 0.0 if vector is None else max_abs(vector)   # None: no step yet, zeros
 
     def _decayed_bound(self, params_max: float, grads_norm: float) -> float:
-        """A bound of every ``|g_i + weight_decay p_i|``."""
-        return grads_norm + self.weight_decay * params_max
+        """A bound of every ``|g_i + weight_decay p_i|`` (g clipped)."""
+        return self._clip_bound(grads_norm) + self.weight_decay * params_max
 
     def _flush_subnormals(self) -> None:
         """Set state values smaller than the smallest normal float to exactly 0.
@@ -184,8 +332,13 @@ class Optimizer:
         return out
 
     def get_config(self) -> dict:
-        """Hyperparameters, as keyword arguments of the constructor."""
-        return {"lr": self.lr, "weight_decay": self.weight_decay}
+        """Hyperparameters, as keyword arguments of the constructor (the clipping
+        setting only when there is one)."""
+        config = {"lr": self.lr, "weight_decay": self.weight_decay}
+        for name in _CLIP_SETTINGS:
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
 
     def state_dict(self) -> dict:
         """``{"iterations": int, <state name>: flat vector, ...}`` (copies), each
@@ -202,11 +355,12 @@ class Optimizer:
         """What ``pickle`` and ``copy.deepcopy`` keep: not the cached blocks, which
         are views of the vectors of the last step (a copy would update copies of them)."""
         state = self.__dict__.copy()
-        state["_blocks"], state["_blocks_of"] = [], ()
+        state["_blocks"], state["_blocks_of"], state["_clip_scratch"] = [], (), None
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({name: None for name in (*_CLIP_SETTINGS, "_clip_scratch")})
+        self.__dict__.update(state)      # (pickled before clipping existed: no settings in it)
         self.state = {k: _memory.copy(v) for k, v in self.state.items()}   # see _memory
 
     def __repr__(self) -> str:
@@ -228,8 +382,11 @@ class SGD(Optimizer):
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, *, learning_rate: Optional[float] = None) -> None:
-        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay)
+                 weight_decay: float = 0.0, *, learning_rate: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
         self.nesterov = check_bool(nesterov, "nesterov")
         if self.nesterov and self.momentum == 0:
@@ -276,8 +433,10 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, *,
-                 learning_rate: Optional[float] = None) -> None:
-        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay)
+                 learning_rate: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.01), weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.initial_accumulator_value = check_number("initial_accumulator_value",
                                                 initial_accumulator_value, 0.0)
@@ -324,8 +483,10 @@ class RMSProp(Optimizer):
 
     def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0, *,
-                 learning_rate: Optional[float] = None) -> None:
-        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay)
+                 learning_rate: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm)
         self.rho = check_number("rho", rho, 0.0, 1.0, high_open=True)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
@@ -386,8 +547,10 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 learning_rate: Optional[float] = None) -> None:
-        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay)
+                 learning_rate: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm)
         self.beta1 = check_number("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_number("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_number("eps", eps, 0.0, low_open=True)
@@ -439,7 +602,10 @@ class Adam(Optimizer):
 
     def update_bound(self, params_max: float, grads_norm: float) -> float:
         # |m_hat| / (sqrt(v_hat) + eps) <= |m| / (c1 eps), in the folded and unfolded forms
-        g = grads_norm if self.decoupled else self._decayed_bound(params_max, grads_norm)
+        if self.decoupled:
+            g = self._clip_bound(grads_norm)
+        else:
+            g = self._decayed_bound(params_max, grads_norm)
         m = self.beta1 * self._state_bound("m") + (1 - self.beta1) * g
         self._pending_max = {"m": m}
         correction1 = 1 - self.beta1 ** (self.iterations + 1)
@@ -466,8 +632,10 @@ class AdamW(Adam):
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, *,
-                 learning_rate: Optional[float] = None) -> None:
-        super().__init__(_lr(lr, learning_rate, 0.001), beta1, beta2, eps, weight_decay)
+                 learning_rate: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> None:
+        super().__init__(_lr(lr, learning_rate, 0.001), beta1, beta2, eps, weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

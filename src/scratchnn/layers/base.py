@@ -28,6 +28,12 @@ A layer's life:
    need dL/dx (the first layer, or a layer after only layers without parameters,
    such as augmentation) it sets ``needs_input_grad = False``; the layer may return
    ``None`` instead of computing it, and backpropagation stops there.
+5. ``regularization_penalty(add_gradients) -> float``, called by the training step
+   after ``backward``: the sum of the penalties of ``self.regularizers``, a dict
+   from a parameter's name to a ``scratchnn.regularizers.Regularizer``
+   (``Dense(..., kernel_regularizer="l2")`` sets ``{"W": L2(0.01)}``); with
+   ``add_gradients`` it also adds each penalty's gradient into the parameter's
+   gradient view (``self.dW``). Empty by default, which costs nothing.
 
 All arrays carry a leading batch axis of size N.
 """
@@ -44,6 +50,7 @@ import numpy as np
 
 from .._validation import check_name, check_number, check_positive_int
 from ..initializers import Initializer, get_initializer
+from ..regularizers import Regularizer, get_regularizer, serialize
 
 
 @dataclass
@@ -92,6 +99,8 @@ class Layer:
         self.needs_input_grad = True
         self.param_specs: list[ParamSpec] = []
         self.buffer_specs: list[BufferSpec] = []
+        #: parameter name -> Regularizer (see the module's docstring)
+        self.regularizers: dict[str, Regularizer] = {}
         self._cache: Any = None
 
     # -- building ---------------------------------------------------------
@@ -134,6 +143,25 @@ class Layer:
         self.bias_initializer = bias_initializer
         self._kernel_init = get_initializer(kernel_initializer, "kernel_initializer")
         self._bias_init = get_initializer(bias_initializer, "bias_initializer")
+
+    def _set_regularizers(self, kernel_regularizer, bias_regularizer, use_bias: bool) -> None:
+        """``self.regularizers`` of a kernel-and-bias layer (``W`` and ``b``), from its
+        ``kernel_regularizer`` and ``bias_regularizer`` arguments (see
+        ``scratchnn.regularizers.get_regularizer``)."""
+        kernel = get_regularizer(kernel_regularizer, "kernel_regularizer")
+        bias = get_regularizer(bias_regularizer, "bias_regularizer")
+        if bias is not None and not use_bias:
+            raise ValueError("bias_regularizer needs use_bias=True: without a bias there is "
+                             "nothing to regularize")
+        self.regularizers = {name: reg for name, reg in (("W", kernel), ("b", bias))
+                             if reg is not None}
+
+    def _regularizer_config(self) -> dict:
+        """``kernel_regularizer`` and ``bias_regularizer`` for ``get_config``, as
+        ``{"class": "l2", "config": {"l2": 0.01}}``; omitted when None."""
+        return {argument: serialize(self.regularizers[name], argument)
+                for name, argument in (("W", "kernel_regularizer"), ("b", "bias_regularizer"))
+                if name in self.regularizers}
 
     def _initializer_config(self) -> dict:
         """The initializers ``_set_initializers`` kept, for ``get_config``: names only
@@ -180,12 +208,33 @@ class Layer:
         state["_cache"] = None
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("regularizers", {})     # pickled before regularizers existed
+
     # -- computing ------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
         raise NotImplementedError
+
+    def regularization_penalty(self, add_gradients: bool = False) -> float:
+        """The sum of the penalties of this layer's parameters (``self.regularizers``),
+        adding their gradients into the gradient views (``self.dW``, ...) when
+        ``add_gradients`` is true: call it after ``backward``, which overwrites them.
+        0.0 for a layer without regularizers."""
+        total = 0.0
+        for name, regularizer in self.regularizers.items():
+            value = getattr(self, name, None)
+            if value is None:
+                raise RuntimeError(f"layer {self.name or self.kind!r}: regularizers[{name!r}] "
+                                   f"needs the parameter {name!r}; build the model first "
+                                   f"(declared: {[spec.name for spec in self.param_specs]})")
+            total += regularizer.penalty(value)
+            if add_gradients:
+                regularizer.add_gradient(value, getattr(self, "d" + name))
+        return total
 
     def _saved(self) -> Any:
         """What the latest forward kept for backward; an error if there was none."""

@@ -23,6 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..functional import sum_rows
 from .._validation import INT_MAX, check_bool, check_positive_int, describe
 from ..initializers import Initializer
+from ..regularizers import RegularizerLike
 from .activations import get_activation
 from .base import Layer
 
@@ -194,6 +195,9 @@ class Conv2D(Layer):
         use_bias: add ``b`` (default True).
         kernel_initializer: default ``"he_uniform"`` (fans ``kh*kw*C`` and ``kh*kw*F``).
         bias_initializer: default ``"zeros"``.
+        kernel_regularizer: a penalty on ``W`` added to the loss (``"l2"``, ``L2(1e-4)``,
+            see ``scratchnn.regularizers``), or None (default).
+        bias_regularizer: the same for ``b`` (needs ``use_bias``), or None (default).
     """
 
     initializer_arguments = {"W": "kernel_initializer", "b": "bias_initializer"}
@@ -201,6 +205,7 @@ class Conv2D(Layer):
     def __init__(self, filters: int, kernel_size, stride=1, padding="valid", dilation=1, *,
                  activation: Optional[str] = None, use_bias: bool = True, kernel_initializer: Union[str, Initializer] = "he_uniform",
                  bias_initializer: Union[str, Initializer] = "zeros",
+                 kernel_regularizer: RegularizerLike = None, bias_regularizer: RegularizerLike = None,
                  name: Optional[str] = None) -> None:
         super().__init__(name)
         self.filters = check_positive_int(filters, "filters")
@@ -211,6 +216,7 @@ class Conv2D(Layer):
         self.activation, self._activation = get_activation(activation)
         self.use_bias = check_bool(use_bias, "use_bias")
         self._set_initializers(kernel_initializer, bias_initializer)
+        self._set_regularizers(kernel_regularizer, bias_regularizer, self.use_bias)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         self._out, self._before, self._after = spatial_plan(
@@ -299,4 +305,4 @@ class Conv2D(Layer):
                   "dilation": list(self.dilation), "use_bias": self.use_bias, "name": self.name}
         if self.activation is not None:
             config["activation"] = self.activation
-        return {**config, **self._initializer_config()}
+        return {**config, **self._initializer_config(), **self._regularizer_config()}

@@ -7,6 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..initializers import Initializer
+from ..regularizers import RegularizerLike
 from .._validation import check_bool, check_positive_int
 from .activations import get_activation
 from .base import Layer
@@ -35,6 +36,9 @@ class Dense(Layer):
         use_bias: add ``b`` (default True).
         kernel_initializer: initializer of ``W`` (default ``"glorot_uniform"``, as in Keras).
         bias_initializer: initializer of ``b`` (default ``"zeros"``).
+        kernel_regularizer: a penalty on ``W`` added to the loss (``"l2"``, ``L2(1e-4)``,
+            see ``scratchnn.regularizers``), or None (default).
+        bias_regularizer: the same for ``b`` (needs ``use_bias``), or None (default).
     """
 
     #: the constructor's argument that initializes each parameter (named in errors)
@@ -43,12 +47,14 @@ class Dense(Layer):
     def __init__(self, units: int, activation: Optional[str] = None, *, use_bias: bool = True,
                  kernel_initializer: Union[str, Initializer] = "glorot_uniform",
                  bias_initializer: Union[str, Initializer] = "zeros",
+                 kernel_regularizer: RegularizerLike = None, bias_regularizer: RegularizerLike = None,
                  name: Optional[str] = None) -> None:
         super().__init__(name)
         self.activation, self._activation = get_activation(activation)
         self.units = check_positive_int(units, "units")
         self.use_bias = check_bool(use_bias, "use_bias")
         self._set_initializers(kernel_initializer, bias_initializer)
+        self._set_regularizers(kernel_regularizer, bias_regularizer, self.use_bias)
 
     def build(self, input_shape: tuple, rng: np.random.Generator) -> tuple:
         if len(input_shape) != 1:
@@ -84,4 +90,4 @@ class Dense(Layer):
         config = {"units": self.units, "use_bias": self.use_bias, "name": self.name}
         if self.activation is not None:
             config["activation"] = self.activation
-        return {**config, **self._initializer_config()}
+        return {**config, **self._initializer_config(), **self._regularizer_config()}

@@ -384,3 +384,64 @@ def test_divergence_guard_measures_three_variants():
         assert any(line.startswith(name) and "ms/step" in line for line in lines[1:4]), lines
     assert [line.split(" per round")[0] for line in lines[4:]] == ["bounded / unguarded",
                                                                   "copy always / unguarded"]
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
+def test_sklearn_benchmark_runs_and_reports_a_failing_child(tmp_path):
+    """benchmarks/bench_sklearn.py on tiny settings: every (data set, solver) in both systems,
+    finite positive figures, the table; then a child that fails (a broken scratchnn) is named
+    with its system, data set and solver, and the run ends with a non-zero status."""
+    import math
+    import os
+
+    datasets = ["diabetes", "fashion-mnist" if real_data_available() else "digits"]
+    out = tmp_path / "out"
+    command = [sys.executable, str(BENCH / "bench_sklearn.py"), "--rounds", "1", "--max-iter", "2",
+               "--datasets", *datasets, "--fashion-samples", "300", "--fashion-test-samples", "300",
+               "--out", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads((out / "sklearn.json").read_text())
+    assert [(c["dataset"], c["solver"]) for c in results["cases"]] == [
+        (d, s) for d in datasets for s in ("adam", "lbfgs")]
+    threads = results["machine"]["threads"]
+    for case in results["cases"]:
+        (round_,) = case["rounds"]
+        assert set(round_) == {"scratchnn", "sklearn"}
+        for name, fit in round_.items():
+            assert fit["dataset"] == case["dataset"] and fit["solver"] == case["solver"]
+            assert fit["threads"] == threads and fit["seed"] == 0 and fit["params"]["max_iter"] == 2
+            assert 0 < fit["fit_s"] < math.inf and 1 <= fit["n_iter"] <= 2
+            assert math.isfinite(fit["score"]) and math.isfinite(fit["final_loss"])
+            if fit["score_name"] == "accuracy":
+                assert 0 < fit["score"] <= 1
+        assert round_["scratchnn"]["dtype"] == "float32"
+        s = case["summary"]
+        assert s["time_ratio"]["median"] == pytest.approx(round_["scratchnn"]["fit_s"] / round_["sklearn"]["fit_s"])
+        assert 0 < s["time_ratio"]["min"] < math.inf and math.isfinite(s["score_difference_points"])
+        assert s["score_difference_points"] == pytest.approx(
+            100 * (round_["scratchnn"]["score"] - round_["sklearn"]["score"]))
+        assert s["meets_time_target"] == (s["time_ratio"]["median"] <= 0.5)
+        assert s["meets_score_target"] == (s["score_difference_points"] >= -1 - 1e-9)
+    assert all(path.startswith(results["scratchnn_snapshot"]) for path in results["scratchnn_imported_from"])
+    assert not Path(results["scratchnn_snapshot"]).exists()
+    text = (out / "sklearn.md").read_text()
+    assert results["command"] in text and "OPENBLAS_CORETYPE=" in text
+    assert "| data set | solver | scratchnn score | sklearn score | score difference (points) |" in text
+    rows = [line for line in text.splitlines() if line.startswith(tuple(f"| {d} |" for d in datasets))]
+    assert len(rows) == len(results["cases"])
+    for row, case in zip(rows, results["cases"]):
+        s = case["summary"]
+        assert ("**score**" in row) != s["meets_score_target"] and ("**time**" in row) != s["meets_time_target"]
+
+    broken = tmp_path / "broken" / "scratchnn"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("a broken scratchnn")\n')
+    env = {**os.environ, "PYTHONPATH": str(broken.parent)}
+    failed = subprocess.run([*command[:2], "--rounds", "1", "--max-iter", "1", "--datasets", "digits",
+                             "--solvers", "adam", "--out", str(tmp_path / "failed")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert failed.returncode == 1
+    assert "scratchnn on digits (solver adam, round 1, random_state=0) failed" in failed.stderr
+    assert "ImportError: a broken scratchnn" in failed.stderr
+    assert not (tmp_path / "failed" / "sklearn.json").exists()

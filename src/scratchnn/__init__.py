@@ -16,6 +16,7 @@ from .io import load, save
 from .model import Sequential
 from .training import DivergenceError
 from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
+from .lbfgs import LBFGS
 from .regularizers import L1, L1L2, L2
 
 __version__ = "0.1.0"
@@ -27,7 +28,7 @@ __all__ = [
     "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization", "RandomFlip",
     "RandomTranslation", "register_layer",
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "CrossEntropy",
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad", "LBFGS",
     "L1", "L2", "L1L2",
     "Callback", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau",

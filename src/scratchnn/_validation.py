@@ -323,3 +323,36 @@ def check_name(value, argument: str = "name", allow_none: bool = True) -> Option
         raise TypeError(f"{argument} must be a non-empty string{' or None' if allow_none else ''}, "
                         f"got {describe(value)}")
     return value
+
+
+def as_sample_weight(sample_weight, n_samples: int, dtype, argument: str = "sample_weight") -> np.ndarray:
+    """``sample_weight`` as a new C-contiguous array ``(n_samples,)`` of ``dtype``: one
+    finite, non-negative weight per sample, at least one of them non-zero.
+
+    Lists, tuples, arrays and pandas Series of ints or floats are accepted (object
+    arrays of exact numbers too, as in ``as_real_array``); bools, strings and other
+    objects are refused, and so are a scalar or an array of another shape, another
+    length, NaN or infinity, values beyond the range of ``dtype`` and negative
+    values, each naming ``argument``. The result is always a copy: the caller's
+    array is never written to, and later changes to it do not reach the loss."""
+    expected = f"{n_samples} non-negative weights, one per sample"
+    weights = as_real_array(sample_weight, argument, "non-negative weights")
+    if weights.dtype.kind == "b":
+        raise TypeError(f"{argument} must hold numbers ({expected}), got booleans; pass "
+                        f"{argument}.astype(float) if True and False are meant as 1 and 0")
+    if weights.ndim != 1:
+        got = "a scalar" if weights.ndim == 0 else f"shape {weights.shape}"
+        raise ValueError(f"{argument} must be a 1-D array ({expected}), got {got}")
+    if len(weights) != n_samples:
+        raise ValueError(f"{argument} has {len(weights)} values, but X has {n_samples} samples; "
+                         "expected one weight per sample")
+    weights = as_float_array(weights, argument, dtype, min_ndim=1)
+    negative = weights < 0
+    if negative.any():
+        index = int(np.argmax(negative))
+        raise ValueError(f"{argument} must be non-negative, got "
+                         f"{str(weights[index])} (first at sample {index})")
+    if not weights.any():
+        raise ValueError(f"{argument} must contain at least one non-zero weight: all "
+                         f"{n_samples} are 0")
+    return np.array(weights, dtype=dtype, order="C", copy=True)

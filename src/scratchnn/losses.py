@@ -29,6 +29,20 @@ gradient is finite wherever the true gradient fits the output's dtype, and
 computes its usual formula first and only when that overflows (a non-finite
 result: one cheap test) takes a slower exact path in float64, on values scaled
 into [-1, 1] (``functional.mean_squared_difference`` and its siblings).
+
+Sample weights. ``forward(output, target, sample_weight)`` with weights ``w``
+``(N,)`` (finite, >= 0, checked by the caller with
+``_validation.as_sample_weight``) gives the weighted mean of the samples' losses::
+
+    l_n = mean of sample n's element losses (CrossEntropy: of its positions' losses)
+    L   = sum_n w_n l_n / sum_n w_n,        dL/do[n] = (w_n / sum_n w_n) dl_n/do[n]
+
+With unit weights that is the unweighted mean above (every sample has as many
+elements), and integer weights act as repeated samples. Only the ratios of the
+weights matter: they are used as ``u = w / max(w)`` in float64, whose sum lies
+in [1, N] whatever the weights (1e-30 or 1e30). A batch whose weights are all
+zero weighs nothing: its loss is 0.0 and its gradient zeros. The weighted path
+keeps the promise above, with exact paths of its own that scale each sample.
 """
 
 from __future__ import annotations
@@ -48,14 +62,21 @@ class Loss:
 
     classification = False
 
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
+        """The mean loss, or with ``sample_weight`` ``(N,)`` (checked, in the output's
+        dtype) the weighted mean ``sum_n w_n l_n / sum_n w_n`` of the per-sample losses."""
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, output: np.ndarray, target: np.ndarray) -> float:
-        return self.forward(output, target)
+    def __call__(self, output: np.ndarray, target: np.ndarray,
+                 sample_weight: Optional[np.ndarray] = None) -> float:
+        # A loss written before sample weights (forward(output, target)) still works.
+        if sample_weight is None:
+            return self.forward(output, target)
+        return self.forward(output, target, sample_weight)
 
     def _saved(self):
         if getattr(self, "_cache", None) is None:
@@ -152,6 +173,96 @@ def _all_finite(*arrays: np.ndarray) -> bool:
     return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
+class _Weights:
+    """Sample weights ``w`` ``(N,)`` as a weighted forward pass uses them:
+    ``u = w / max(w)`` in float64 and ``total = sum(u)``, in [1, N] (0 when every
+    weight is 0). Dividing by the maximum changes no ratio, so no loss, and it
+    keeps the sum from overflowing and ``u_n l_n`` from exceeding ``l_n``."""
+
+    def __init__(self, sample_weight: np.ndarray, n: int) -> None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,):       # (1,) would broadcast silently: a wrong loss, no error
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, "
+                             f"got shape {w.shape}")
+        top = float(w.max())
+        self.u = w / top if top > 0 else np.zeros(n)
+        self.total = float(np.add.reduce(self.u))
+
+    def mean(self, values: np.ndarray) -> float:
+        """``sum_n u_n l_n / total`` with ``l_n`` the float64 mean of ``values[n]``
+        (``values`` has N rows: per element or per position). Not finite when an
+        ``l_n`` is not, even one of weight 0 (``0 * inf`` is NaN): the caller then
+        takes its exact path if the inputs are finite."""
+        n = len(self.u)
+        with np.errstate(over="ignore", invalid="ignore"):
+            per_sample = np.add.reduce(values.reshape(n, -1), axis=1, dtype=np.float64)
+            per_sample /= values.size // n
+            weighted = float(np.add.reduce(self.u * per_sample))
+        if self.total == 0.0:
+            return 0.0 if math.isfinite(weighted) else weighted
+        return weighted / self.total
+
+    def exact_mean(self, scale: np.ndarray, scaled_mean: np.ndarray, power: int,
+                   factor: float) -> float:
+        """``factor * sum_n u_n l_n / total`` for per-sample means given as
+        ``l_n = scale_n^power * scaled_mean_n`` (power 1 or 2; ``scale_n`` finite, the
+        largest magnitude in sample n, and ``scaled_mean_n`` the mean of its values
+        divided by it: at most 1). With ``q_n = u_n^(1/power) scale_n <= scale_n`` and
+        ``Q = max q``, ``L = factor Q^power sum_n (q_n/Q)^power scaled_mean_n / total``:
+        the largest term is near 1, nothing overflows but the last products, and
+        those only where ``L`` is beyond the float64 range."""
+        if self.total == 0.0:
+            return 0.0
+        q = self.u * scale if power == 1 else np.sqrt(self.u) * scale
+        top = float(np.max(q))
+        if top == 0.0:
+            return 0.0
+        r = q / top
+        if power == 2:
+            r *= r
+        mean = float(np.add.reduce(r * scaled_mean)) / self.total
+        return factor * (top * mean) if power == 1 else factor * (top * (top * mean))
+
+    def exact_mean_of(self, terms: np.ndarray, factor: float) -> float:
+        """``exact_mean`` of ``l_n = factor * mean(terms[n])`` for finite float64 terms."""
+        scale, scaled = _scaled_rows(terms, len(self.u))
+        return self.exact_mean(scale, np.add.reduce(scaled, axis=1) / scaled.shape[1], 1, factor)
+
+    def coefficient(self, scale: float, count: int, dtype: np.dtype, ndim: int) -> np.ndarray:
+        """``scale * u_n / (total * count)`` per sample, shaped ``(N, 1, ..., 1)``
+        (``ndim`` axes) to broadcast against the gradient: what replaces the
+        unweighted ``scale / size`` for samples of ``count`` elements (or positions).
+        All zeros when every weight is 0. In ``dtype``, so that unit weights give
+        that same ``scale / size``, bit for bit; in float64 where a coefficient
+        would fall below ``dtype``'s normal range (a float32 weight ratio of 1e-40),
+        since times a residual of 1e38 it still matters. The gradient must then be
+        multiplied into an array of ``dtype`` (``*=``, or ``out=``), not by ``*``."""
+        if self.total == 0.0:
+            c = np.zeros(len(self.u))
+        else:
+            c = self.u * (scale / (self.total * count))
+        shape = (-1,) + (1,) * (ndim - 1)
+        dtype = np.dtype(dtype)
+        if dtype.itemsize < 8 and bool(np.any((c > 0) & (c < float(np.finfo(dtype).tiny)))):
+            return c.reshape(shape)
+        return c.astype(dtype).reshape(shape)
+
+
+def _weights(loss: Loss, sample_weight: np.ndarray, n: int) -> _Weights:
+    """``_Weights`` for a forward pass of ``loss``, its cache dropped first: weights
+    that are refused leave no older batch for ``backward()``."""
+    loss._cache = None
+    return _Weights(sample_weight, n)
+
+
+def _scaled_rows(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` as N float64 rows: ``(m, values / m)`` with ``m_n`` the largest
+    magnitude in row n (a row of zeros stays zeros, with ``m_n = 0``)."""
+    rows = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    m = np.max(np.abs(rows), axis=1)
+    return m, rows / np.where(m > 0, m, 1.0)[:, None]
+
+
 # ---------------------------------------------------------------------- regression
 class MSE(Loss):
     """Mean squared error over all elements::
@@ -161,36 +272,63 @@ class MSE(Loss):
     ``size`` is the number of elements, ``N * ... * k``. Shapes: o, t ``(N, ..., k)``
     (``prepare_target`` also takes t ``(N, ...)`` when k = 1). PyTorch: ``nn.MSELoss()``.
 
+    With sample weights w, for samples of K elements (``K = size / N``)::
+
+        L = sum_n w_n mean_K((o_n - t_n)^2) / sum(w),   dL/do_n = 2 w_n (o_n - t_n) / (K sum(w))
+
     Where ``o - t`` or the sum of squares overflows (|o - t| beyond 1.8e19 in
-    float32), the loss is ``functional.mean_squared_difference`` in float64 and the
-    gradient of an overflowed residual is ``c o - c t`` with ``c = 2 / size``.
+    float32), the loss is ``functional.mean_squared_difference`` in float64 (with
+    weights: ``_Weights.exact_mean`` of each sample's scaled residuals) and the
+    gradient of an overflowed residual is ``c o - c t`` with ``c = 2 / size``
+    (the sample's coefficient ``2 w_n / (K sum(w))`` with weights).
     """
 
     @_OVERFLOW_SHOWS_AS_INF
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
         if not output.size:
             _refuse_empty(self, output)
         diff = output - target
+        if sample_weight is not None:
+            return self._weighted_forward(diff, output, target, _weights(self, sample_weight, len(diff)))
         loss = float(np.vdot(diff, diff)) / diff.size
         overflowed = not math.isfinite(loss)
-        self._cache = (diff, output, target, overflowed)
+        self._cache = (diff, output, target, overflowed, None)
         if overflowed and _all_finite(output, target):
             loss = F.mean_squared_difference(output, target)
         return loss
 
+    def _weighted_forward(self, diff, output, target, weights: _Weights) -> float:
+        loss = weights.mean(diff * diff)
+        overflowed = not math.isfinite(loss)
+        scale = weights.coefficient(2.0, diff.size // len(diff), diff.dtype, diff.ndim)
+        self._cache = (diff, output, target, overflowed, scale)
+        if overflowed and _all_finite(output, target):
+            # l_n = 4 m_n^2 mean((h_n / m_n)^2) for the half residuals h = (o - t) / 2
+            h = F.half_difference(output, np.broadcast_to(target, diff.shape))
+            m, scaled = _scaled_rows(h, len(diff))
+            loss = weights.exact_mean(m, np.add.reduce(scaled * scaled, axis=1) / scaled.shape[1],
+                                      2, 4.0)
+        return loss
+
     def backward(self) -> np.ndarray:
-        diff, output, target, overflowed = self._saved()
-        scale = diff.dtype.type(2.0 / diff.size)
-        if not overflowed:
-            return diff * scale
+        diff, output, target, overflowed, scale = self._saved()
+        if scale is None:
+            scale = diff.dtype.type(2.0 / diff.size)
+            if not overflowed:
+                return diff * scale
         # Where o - t overflowed, o and t have opposite signs, so c o - c t adds two
         # magnitudes without cancelling; it overflows (to the correctly rounded inf)
-        # only where the true gradient is beyond the float range.
-        with np.errstate(over="ignore"):
-            grad = diff * scale
+        # only where the true gradient is beyond the float range. (An overflowed
+        # residual of weight 0 makes inf * 0 = NaN first; c o - c t makes it 0.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad = np.multiply(diff, scale, out=np.empty_like(diff))   # a float64 scale too
+            if not overflowed:
+                return grad
             broken = ~np.isfinite(diff)
             output, target = np.broadcast_to(output, diff.shape), np.broadcast_to(target, diff.shape)
-            grad[broken] = output[broken] * scale - target[broken] * scale
+            c = scale if np.ndim(scale) == 0 else np.broadcast_to(scale, diff.shape)[broken]
+            grad[broken] = output[broken] * c - target[broken] * c
         return grad
 
 
@@ -202,24 +340,43 @@ class MAE(Loss):
     Shapes: o, t ``(N, ..., k)`` (``prepare_target`` also takes t ``(N, ...)`` when
     k = 1). PyTorch: ``nn.L1Loss()``.
 
+    With sample weights w, for samples of K elements (``K = size / N``)::
+
+        L = sum_n w_n mean_K(|o_n - t_n|) / sum(w),    dL/do_n = w_n sign(o_n - t_n) / (K sum(w))
+
     Where ``o - t`` or the sum overflows, the loss is
-    ``functional.mean_absolute_difference`` in float64; ``sign`` needs no care.
+    ``functional.mean_absolute_difference`` in float64 (with weights: twice the
+    weighted mean of the half residuals, scaled per sample); ``sign`` needs no care.
     """
 
     @_OVERFLOW_SHOWS_AS_INF
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
         if not output.size:
             _refuse_empty(self, output)
         diff = output - target
+        if sample_weight is not None:
+            weights = _weights(self, sample_weight, len(diff))
+            self._cache = (diff, weights.coefficient(1.0, diff.size // len(diff), diff.dtype,
+                                                     diff.ndim))
+            loss = weights.mean(np.abs(diff))
+            if not math.isfinite(loss) and _all_finite(output, target):
+                h = F.half_difference(output, np.broadcast_to(target, diff.shape))
+                loss = weights.exact_mean_of(np.abs(h), 2.0)
+            return loss
         loss = _mean(np.abs(diff))
-        self._cache = diff
+        self._cache = (diff, None)
         if not math.isfinite(loss) and _all_finite(output, target):
             loss = F.mean_absolute_difference(output, target)
         return loss
 
     def backward(self) -> np.ndarray:
-        diff = self._saved()
-        return np.sign(diff) * diff.dtype.type(1.0 / diff.size)
+        diff, scale = self._saved()
+        if scale is None:
+            return np.sign(diff) * diff.dtype.type(1.0 / diff.size)
+        grad = np.sign(diff)
+        grad *= scale
+        return grad
 
 
 class Huber(Loss):
@@ -239,7 +396,12 @@ class Huber(Loss):
     so the square is taken of ``q <= delta`` only, never of a large residual.
     Where that still overflows (a delta or residual beyond 1.8e19 in float32), the
     loss is recomputed in float64 from ``r / s`` with ``s`` the largest ``|r|``,
-    using ``l_delta(r) = s^2 l_(delta/s)(r/s)``.
+    using ``l_delta(r) = s^2 l_(delta/s)(r/s)`` (with sample weights: ``s`` is each
+    sample's largest ``|r|``, and ``_Weights.exact_mean`` combines the samples).
+
+    With sample weights w, for samples of K elements (``K = size / N``)::
+
+        L = sum_n w_n mean_K(l(r_n)) / sum(w),   dL/do_n = w_n clip(r_n, -delta, delta) / (K sum(w))
 
     Args:
         delta: where the loss turns from quadratic to linear (default 1.0).
@@ -254,7 +416,8 @@ class Huber(Loss):
         return min(self.delta, _LARGEST.get(dtype.type) or float(np.finfo(dtype).max))
 
     @_OVERFLOW_SHOWS_AS_INF
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
         if not output.size:
             _refuse_empty(self, output)
         delta = self._delta_for(output.dtype)
@@ -266,11 +429,30 @@ class Huber(Loss):
         q *= q
         q *= 0.5                              # q^2 / 2
         linear += q
+        if sample_weight is not None:
+            return self._weighted_forward(linear, r, output, target,
+                                          _weights(self, sample_weight, len(r)))
         loss = _mean(linear)
         overflowed = not math.isfinite(loss)
-        self._cache = (r, output, target, overflowed)
+        self._cache = (r, output, target, overflowed, None)
         if overflowed and _all_finite(output, target):
             loss = self._exact_mean(output, target)
+        return loss
+
+    def _weighted_forward(self, per_element, r, output, target, weights: _Weights) -> float:
+        loss = weights.mean(per_element)
+        overflowed = not math.isfinite(loss)
+        scale = weights.coefficient(1.0, r.size // len(r), r.dtype, r.ndim)
+        self._cache = (r, output, target, overflowed, scale)
+        if overflowed and _all_finite(output, target):
+            # As _exact_mean, per sample: l_n = m_n^2 * 4 mean(min(u, d)^2 / 2 + d (u - min(u, d)))
+            h = np.abs(F.half_difference(output, np.broadcast_to(target, r.shape)))
+            m, u = _scaled_rows(h, len(r))
+            with np.errstate(over="ignore", divide="ignore"):     # delta / tiny m: d is capped at 1
+                d = np.minimum((self.delta / 2.0) / m, 1.0)[:, None]
+            q = np.minimum(u, d)
+            per_element = 0.5 * q * q + d * (u - q)
+            loss = weights.exact_mean(m, np.add.reduce(per_element, axis=1) / u.shape[1], 2, 4.0)
         return loss
 
     def _exact_mean(self, output: np.ndarray, target: np.ndarray) -> float:
@@ -288,11 +470,13 @@ class Huber(Loss):
         return m * (m * (4.0 * float(np.add.reduce(per_element.ravel())) / per_element.size))
 
     def backward(self) -> np.ndarray:
-        r, output, target, overflowed = self._saved()
+        r, output, target, overflowed, scale = self._saved()
         delta = self._delta_for(r.dtype)
-        scale = 1.0 / r.size
+        weighted = scale is not None
+        if not weighted:
+            scale = 1.0 / r.size
         grad = np.clip(r, -delta, delta)
-        grad *= r.dtype.type(scale)
+        grad *= scale if weighted else r.dtype.type(scale)
         if overflowed and r.dtype.itemsize < 8:
             # A float32 residual that overflowed is clipped to delta, unless delta is
             # beyond float32 too: then the true r (exact in float64) is the gradient's
@@ -300,6 +484,8 @@ class Huber(Loss):
             broken = ~np.isfinite(r)
             o = np.broadcast_to(output, r.shape)[broken].astype(np.float64)
             t = np.broadcast_to(target, r.shape)[broken].astype(np.float64)
+            if weighted:
+                scale = np.broadcast_to(scale, r.shape)[broken].astype(np.float64)
             with np.errstate(over="ignore"):  # beyond float32: the correctly rounded inf
                 grad[broken] = np.clip(o - t, -self.delta, self.delta) * scale
         return grad
@@ -321,20 +507,33 @@ class BinaryCrossEntropy(Loss):
     Shapes: z, t ``(N, ..., k)``; ``prepare_target`` also takes t ``(N, ...)`` when
     k = 1. Targets may be probabilities (label smoothing). PyTorch:
     ``nn.BCEWithLogitsLoss()``.
+
+    With sample weights w, for samples of K elements (``K = size / N``)::
+
+        L = sum_n w_n mean_K(l_n) / sum(w),    dL/dz_n = w_n (sigmoid(z_n) - t_n) / (K sum(w))
     """
 
     classification = True
 
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
         if not output.size:
             _refuse_empty(self, output)
         e = F.exp_minus_abs(output)
-        self._cache = (output, target, e)
+        self._cache = (output, target, e, None)
         # softplus(z) - t z, written so that a confident right answer keeps its
         # small loss (softplus(20) - 20 rounds to 0 in float32; log1p(exp(-20)) does not).
         # For t in [0, 1] each term is at most |z| + log 2: nothing overflows but the
         # float64 sum of float64 terms near 1e308, which the scaled mean avoids.
         per_element = np.maximum(output, 0) - target * output + np.log1p(e)
+        if sample_weight is not None:
+            weights = _weights(self, sample_weight, len(output))
+            self._cache = (output, target, e, weights.coefficient(
+                1.0, output.size // len(output), output.dtype, output.ndim))
+            loss = weights.mean(per_element)
+            if not math.isfinite(loss) and _all_finite(per_element):
+                loss = weights.exact_mean_of(per_element, 1.0)
+            return loss
         if per_element.dtype.itemsize < 8:     # float32 terms: their float64 sum cannot overflow
             return _mean(per_element)
         with np.errstate(over="ignore"):
@@ -344,10 +543,10 @@ class BinaryCrossEntropy(Loss):
         return loss
 
     def backward(self) -> np.ndarray:
-        output, target, e = self._saved()
+        output, target, e, scale = self._saved()
         grad = F.sigmoid_from_exp(output, e)
         grad -= target
-        grad *= output.dtype.type(1.0 / output.size)
+        grad *= output.dtype.type(1.0 / output.size) if scale is None else scale
         return grad
 
     def prepare_target(self, y, output_shape: Union[int, tuple[int, ...]], dtype: np.dtype,
@@ -398,12 +597,21 @@ class CrossEntropy(Loss):
     This is PyTorch's ``nn.CrossEntropyLoss()`` applied to the logits moved to
     ``(N, k, ...)``. An N-D output is reshaped to ``(P, k)`` rows (labels to
     ``(P,)``) and the gradient reshaped back.
+
+    With sample weights w, for samples of T positions (``T = P / N``; 1 for 2-D
+    outputs), ``l_n`` the mean loss of sample n's positions::
+
+        L = sum_n w_n l_n / sum(w),    dL/dz[n, ...] = w_n (p * sum_k t - t) / (T sum(w))
+
+    For labels ``(N,)``, ``w_n = class_weight[y_n]`` is PyTorch's
+    ``nn.CrossEntropyLoss(weight=class_weight)``.
     """
 
     classification = True
 
     @_OVERFLOW_SHOWS_AS_INF
-    def forward(self, output: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, output: np.ndarray, target: np.ndarray,
+                sample_weight: Optional[np.ndarray] = None) -> float:
         if not output.size:
             _refuse_empty(self, output)
         output_shape = output.shape
@@ -429,45 +637,62 @@ class CrossEntropy(Loss):
         sum_exp = np.add.reduce(exp, axis=1, keepdims=True)
         p = np.divide(exp, sum_exp, out=exp)
         log_sum = np.log(sum_exp)
+        weights = None if sample_weight is None else _weights(self, sample_weight, output_shape[0])
         if target.ndim == 1:
             # -log p[i, y_i] = log(sum exp) - shifted[i, y_i]
             picked = row_starts + target
             per_sample = log_sum.ravel()
             per_sample -= shifted.ravel()[picked]
-            loss = float(np.add.reduce(per_sample, dtype=np.float64)) / n
+            if weights is None:
+                loss = float(np.add.reduce(per_sample, dtype=np.float64)) / n
+            else:
+                loss = weights.mean(per_sample)             # per position: N rows of T
         else:
             picked = None
             log_p = shifted - log_sum
-            loss = -float(np.add.reduce(target * log_p, axis=None, dtype=np.float64)) / n
-        self._cache = (p, target, picked, output_shape)
+            if weights is None:
+                loss = -float(np.add.reduce(target * log_p, axis=None, dtype=np.float64)) / n
+            else:
+                loss = -weights.mean(np.add.reduce(target * log_p, axis=1, dtype=np.float64))
+        scale = None if weights is None else weights.coefficient(
+            1.0, n // output_shape[0], p.dtype, 2)          # T = P / N positions per sample
+        self._cache = (p, target, picked, output_shape, scale)
         if not math.isfinite(loss) and _all_finite(output):
-            loss = self._exact_mean(output, target)
+            terms, factor = self._exact_halves(output, target)
+            loss = factor * F.scaled_mean(terms) if weights is None else \
+                weights.exact_mean_of(terms, factor)
         return loss
 
     @staticmethod
-    def _exact_mean(output: np.ndarray, target: np.ndarray) -> float:
-        """The loss of ``(P, k)`` logits in float64 without overflow. Per element,
-        ``-log p = logsumexp(z) - z = log(sum exp(z - m)) + m - z`` with m the row
-        maximum; halved, ``m/2 - z/2`` cannot overflow, ``t * (-log p / 2)`` is finite
-        for t in [0, 1], and the mean of those halves is a scaled mean."""
+    def _exact_halves(output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+        """For ``(P, k)`` logits, finite float64 terms and a factor: the loss is
+        ``factor * mean(terms)`` (of a sample's terms, with weights), without overflow.
+        Per element, ``-log p = logsumexp(z) - z = log(sum exp(z - m)) + m - z`` with m
+        the row maximum; halved, ``m/2 - z/2`` cannot overflow and ``t * (-log p / 2)``
+        is finite for t in [0, 1]. Labels: the halves at ``y`` ``(P,)``, factor 2;
+        rows: ``t * half`` ``(P, k)``, factor 2k (the sum over k of a mean over P k)."""
         x = output.astype(np.float64)
         m = np.max(x, axis=1, keepdims=True)
         shifted = F._minus_max(x, m)          # below -max: -inf, and exp(-inf) = 0 is right
         log_sum = np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
         half = (m * 0.5 - x * 0.5) + log_sum * 0.5
         if target.ndim == 1:
-            return 2.0 * F.scaled_mean(half[np.arange(len(x)), target])
-        return 2.0 * x.shape[1] * F.scaled_mean(target * half)
+            return half[np.arange(len(x)), target], 2.0
+        return target * half, 2.0 * x.shape[1]
 
     def backward(self) -> np.ndarray:
-        p, target, picked, output_shape = self._saved()
+        p, target, picked, output_shape, scale = self._saved()
         grad = p.copy()
         if target.ndim == 1:
             grad.ravel()[picked] -= 1          # grad[i, y_i] -= 1
         else:
             grad *= np.add.reduce(target, axis=1, keepdims=True)
             grad -= target
-        grad *= grad.dtype.type(1.0 / len(p))      # len(p) = P, the number of positions
+        if scale is None:
+            grad *= grad.dtype.type(1.0 / len(p))      # len(p) = P, the number of positions
+        else:
+            rows = grad.reshape(len(scale), -1)         # a view: each sample's T positions
+            rows *= scale
         return grad if len(output_shape) == 2 else grad.reshape(output_shape)
 
     def prepare_target(self, y, output_shape: Union[int, tuple[int, ...]], dtype: np.dtype,

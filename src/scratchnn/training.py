@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _memory
-from ._validation import check_bool, check_number, check_positive_int, describe
+from ._validation import as_sample_weight, check_bool, check_number, check_positive_int, describe
 from .functional import max_abs
 from .callbacks import Callback, EpochLogger, History, ProgressBar
 from .losses import require_loss
@@ -255,10 +255,10 @@ def _closure_epoch(model, X: np.ndarray, target: np.ndarray, weights: Optional[n
     n = len(X)
     _call(callbacks, "on_batch_begin", 0, {"size": n})
     closure = full_batch_closure(model, X, target, weights)
-    loss = model.optimizer.iterate(model.params, model.grads, closure)
-    if not math.isfinite(loss):
-        raise DivergenceError(f"training diverged in epoch {epoch + 1}: the loss at the "
-                              f"starting point is {loss}")
+    try:
+        loss = model.optimizer.iterate(model.params, model.grads, closure)
+    except DivergenceError as error:         # the starting point's loss or gradient
+        raise DivergenceError(f"training diverged in epoch {epoch + 1}: {error}") from None
     # The outputs at the accepted point: the latest evaluation's when that was the
     # accepted point (nearly always), else one more forward pass.
     output = closure.output
@@ -280,10 +280,7 @@ def sample_weights(model, target: np.ndarray, sample_weight=None,
     a class left out weighs 1. ``"balanced"`` (scikit-learn's) weighs each class by
     ``n_samples / (n_classes * count)``."""
     n = len(target)
-    weights = None
-    if sample_weight is not None:
-        from ._validation import as_sample_weight
-        weights = as_sample_weight(sample_weight, n, model.dtype)
+    weights = None if sample_weight is None else as_sample_weight(sample_weight, n, model.dtype)
     if class_weight is None:
         return weights
     if not model.loss.classification:
@@ -311,8 +308,10 @@ def sample_weights(model, target: np.ndarray, sample_weight=None,
     else:
         raise TypeError(f"class_weight must be a dict {{class: weight}} or 'balanced', "
                         f"got {describe(class_weight)}")
-    per_sample = per_class[labels].astype(model.dtype)
-    return per_sample if weights is None else weights * per_sample
+    per_sample = per_class[labels]
+    if weights is not None:
+        per_sample = per_sample * weights          # in float64: checked in the dtype below
+    return as_sample_weight(per_sample, n, model.dtype, "sample_weight times class_weight")
 
 
 def split_validation(model, X: np.ndarray, target: np.ndarray, validation_data, validation_split):

@@ -20,6 +20,7 @@ import pytest
 
 import scratchnn as snn
 from scratchnn._validation import as_sample_weight
+from scratchnn.gradcheck import numerical_gradient, relative_error
 
 KINDS = ["mse", "mae", "huber", "bce-labels", "bce-probs", "ce-labels", "ce-onehot", "ce-probs"]
 ELEMENTWISE = [kind for kind in KINDS if not kind.startswith("ce")]
@@ -86,29 +87,13 @@ def value_and_grad(loss, z, t, w=None):
     return value, grad
 
 
-def central_differences(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        plus = f(x)
-        x[i] = old - eps
-        minus = f(x)
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def relative_error(a, b):
-    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
-
-
 # ------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("kind, shape", CASES)
 def test_weighted_gradient_matches_central_differences(kind, shape):
     loss, z, t, w = make_case(kind, shape, seed=1)
     _, grad = value_and_grad(loss, z.copy(), t, w)
-    numeric = central_differences(lambda x: loss.forward(x, t, w), z.copy())
+    x = z.copy()
+    numeric = numerical_gradient(lambda: loss.forward(x, t, w), x)
     error = relative_error(grad, numeric)
     assert error < 1e-6, f"{kind} {shape}: relative error {error:.3g}"
     # the samples of weight 0 get no gradient; every other sample does

@@ -143,3 +143,23 @@ def test_class_weight_times_sample_weight_must_fit_the_dtype():
     with pytest.raises(ValueError, match="sample_weight times class_weight"):
         model.fit(X, y, loss="cross_entropy", sample_weight=np.full(len(X), 1e30),
                   class_weight={0: 1e20})
+
+
+def test_lbfgs_fits_a_new_objective_and_saves(tmp_path):
+    """A second fit on other data starts from that data's loss (not the kept one of the
+    last fit), and a model trained with LBFGS goes through a model file."""
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.normal(size=(60, 4)), rng.normal(size=(60, 4)) + 3
+    model = snn.Sequential([snn.Dense(6, activation="tanh"), snn.Dense(1)], seed=0, dtype="float64")
+    model.fit(X1, X1[:, 0], loss="mse", optimizer=snn.LBFGS(), epochs=50)
+    start = model.evaluate(X2, 10 * X2[:, 1])["loss"]
+    history = model.fit(X2, 10 * X2[:, 1], epochs=1)
+    # the loss reported is X2's at the new weights, one step down from X2's own start
+    assert history["loss"][0] == pytest.approx(model.evaluate(X2, 10 * X2[:, 1])["loss"], rel=1e-12)
+    assert history["loss"][0] < start
+    path = model.save(tmp_path / "lbfgs.npz")
+    loaded = snn.load(path)
+    assert isinstance(loaded.optimizer, snn.LBFGS)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    np.testing.assert_array_equal(loaded.predict(X2), model.predict(X2))
+    loaded.fit(X2, 10 * X2[:, 1], epochs=3)                # and trains on

@@ -199,7 +199,8 @@ def test_every_optimizer_state_round_trips(tmp_path, name):
     assert type(loaded.optimizer) is OPTIMIZERS[name]
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     expected, got = model.optimizer.state_dict(), loaded.optimizer.state_dict()
-    assert got.keys() == expected.keys() and len(got) > 1
+    # (L-BFGS keeps only its step count: its pairs are not saved, see its docstring)
+    assert got.keys() == expected.keys() and (len(got) > 1 or name == "lbfgs")
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key
 

@@ -79,16 +79,18 @@ def test_multilabel_and_multioutput_targets():
     assert single.predict(X).shape == (300,)
 
 
+@pytest.mark.parametrize("lowest", [0, 1])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 @pytest.mark.parametrize("Estimator", [NeuralNetClassifier, NeuralNetRegressor])
-def test_integer_weights_equal_repeated_samples_exactly(Estimator, solver):
+def test_integer_weights_equal_repeated_samples_exactly(Estimator, solver, lowest):
     """Frequency weights: weight k is k copies, weight 0 no sample, bit for bit in float32,
-    in mini-batches too (fit merges identical samples; see the module docstring)."""
+    in mini-batches too (fit merges identical samples; see the module docstring), with or
+    without weights of 0."""
     rng = np.random.default_rng(1)
     X, y = _data(n=60)
     if Estimator is NeuralNetRegressor:
         y = X[:, 0] - 2 * X[:, 1]
-    weights = rng.integers(0, 4, size=len(X))
+    weights = rng.integers(lowest, 4, size=len(X))
     settings = dict(hidden_layer_sizes=(6,), solver=solver, batch_size=7, max_iter=15, random_state=3)
     weighted = Estimator(**settings).fit(X, y, sample_weight=weights)
     order = rng.permutation(int(weights.sum()))
@@ -177,26 +179,35 @@ def test_partial_fit_needs_classes_first_and_runs_one_epoch_per_call():
     clf.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
     first = clf.predict_proba(X)
     clf.partial_fit(X[100:], y[100:])
-    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 2 and clf.t_ == len(X)   # as MLPClassifier
     assert not np.array_equal(first, clf.predict_proba(X))
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.partial_fit(X[:, :3], y)
     assert not hasattr(NeuralNetClassifier(solver="lbfgs"), "partial_fit")
     reg = NeuralNetRegressor(hidden_layer_sizes=(8,), random_state=0)
     reg.partial_fit(X, X[:, 0]).partial_fit(X, X[:, 0])
-    assert reg.n_iter_ == 2
+    assert reg.n_iter_ == 1 and len(reg.loss_curve_) == 2
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        NeuralNetClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
 
 
 def test_warm_start_continues_from_the_fitted_weights():
     X, y = _data()
     est = NeuralNetClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, warm_start=True)
     est.fit(X, y)
-    model, weights = est.model_, est.model_.params.copy()
+    model, optimizer, weights = est.model_, est.model_.optimizer, est.model_.params.copy()
     est.fit(X, y)
-    assert est.model_ is model and est.n_iter_ == 10 and len(est.loss_curve_) == 10
-    cold = clone(est).set_params(warm_start=False, max_iter=10).fit(X, y)
-    np.testing.assert_array_equal(cold.model_.params, est.model_.params)   # the same 10 epochs
+    # as MLPClassifier: the same network goes on from its weights with a new optimizer;
+    # n_iter_ counts this fit's epochs, loss_curve_ and t_ all of them
+    assert est.model_ is model and est.model_.optimizer is not optimizer
+    assert est.n_iter_ == 5 and len(est.loss_curve_) == 10 and est.t_ == 10 * len(X)
     assert not np.array_equal(weights, est.model_.params)
+    assert est.loss_curve_[5] < est.loss_curve_[0]          # it went on, it did not start again
+    # the second fit is a fresh fit started from the first one's weights
+    again = clone(est).set_params(max_iter=5).fit(X, y)
+    again.model_.params[...] = weights
+    again.fit(X, y)
+    np.testing.assert_array_equal(again.model_.params, est.model_.params)
 
 
 def test_early_stopping_keeps_the_best_epoch():
@@ -316,3 +327,27 @@ def test_import_scratchnn_imports_no_optional_extra():
             "try:\n    import scratchnn.sklearn\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'scratchnn[sklearn]'" in out.stdout
+
+
+def test_merged_weights_beyond_the_dtype_are_refused():
+    X, y = _data(n=20, classes=2)
+    X, y = np.vstack([X, X[:1]]), np.r_[y, y[:1]]
+    weights = np.full(len(X), 3e38)
+    with pytest.raises(ValueError, match="sample_weight: the weights of identical samples add up"):
+        NeuralNetClassifier(max_iter=2).fit(X, y, sample_weight=weights)
+
+
+def test_multilabel_loss_is_scikit_learns_sum_over_labels():
+    """MLPClassifier's multi-label loss sums the labels' log losses: the first epoch's
+    figure, from the same start with a learning rate too small to move, is the same."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    Y = (X[:, :3] > 0).astype(int)
+    settings = dict(hidden_layer_sizes=(5,), activation="tanh", alpha=0.7, random_state=0,
+                    max_iter=1, batch_size=40, learning_rate_init=1e-300)
+    ours = NeuralNetClassifier(**settings, dtype="float64").fit(X, Y)
+    theirs = MLPClassifier(**settings, warm_start=True).fit(X, Y)
+    W, b = _weights_of(ours)
+    theirs.coefs_, theirs.intercepts_ = W, b
+    theirs.fit(X, Y)
+    assert ours.loss_curve_[0] == pytest.approx(theirs.loss_curve_[-1], rel=1e-9)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _memory
 from ._validation import check_number, check_positive_int
 from .functional import max_abs
-from .optimizers import Optimizer, _lr
+from .optimizers import OPTIMIZERS, Optimizer, _lr
 from .training import DivergenceError
 
 #: how far past the last trial step the bracketing phase may extrapolate, as multiples
@@ -162,6 +162,12 @@ class LBFGS(Optimizer):
         self._forget_point()
 
     # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget the kept point, loss, gradient and pairs, so that the next ``iterate``
+        evaluates its starting point afresh. A new objective needs it (other data, another
+        penalty) even where ``params`` has not changed: ``fit`` calls it at its start."""
+        self._forget_point()
+
     def _forget_point(self) -> None:
         """Drop the kept point, its loss and gradient, and the pairs: the next
         ``iterate`` evaluates its starting point."""
@@ -426,3 +432,8 @@ class LBFGS(Optimizer):
         params += x0
         np.copyto(grads, self._g_best)
         return f
+
+
+# Model files name their optimizer by a key of OPTIMIZERS (optimizers.py cannot import
+# this module, which imports it).
+OPTIMIZERS["lbfgs"] = LBFGS

@@ -25,9 +25,11 @@ Two choices that scikit-learn's checks make visible:
   the same model, bit for bit, as fitting on the data with each sample repeated that
   many times (and a weight of 0 as leaving the sample out). To make that exact,
   ``fit`` merges identical samples (same features, same target) into one, weighted by
-  their total weight, and drops samples of weight 0, before training; data without
-  duplicates or zero weights is used as given. An epoch is then a pass over the
-  distinct samples.
+  their total weight, drops samples of weight 0, and orders the samples by a hash of
+  their bytes, before training (after early stopping's validation split). Unweighted
+  data without duplicates is used as given. With duplicates or weights, an epoch is a
+  pass over the distinct samples in that order (``shuffle=False`` keeps it; ``t_``
+  still counts the samples given).
 * ``NeuralNetRegressor`` minimizes the mean squared error; scikit-learn's squared
   loss is half of it. ``loss_curve_`` and ``tol`` use scikit-learn's (halved) value, and
   ``alpha`` is scaled to match, so settings mean what they mean in ``MLPRegressor``.
@@ -266,15 +268,15 @@ class _NeuralNetBase(BaseEstimator):
         if self.solver == "sgd":
             # MLP's momentum is in [0, 1]; torch-style SGD's in [0, 1)
             momentum = min(s["momentum"], 1 - 1e-12)
-            return SGD(s["lr"] * self._LOSS_SCALE, momentum=momentum,
+            return SGD(s["lr"] * self._loss_scale, momentum=momentum,
                        nesterov=s["nesterovs_momentum"] and momentum > 0)
         # scikit-learn hands tol to scipy's L-BFGS-B as gtol, on its objective
-        return LBFGS(history_size=10, tolerance_grad=s["tol"] / self._LOSS_SCALE)
+        return LBFGS(history_size=10, tolerance_grad=s["tol"] / self._loss_scale)
 
     def _set_alpha(self, alpha: float, weight: float) -> None:
         """The L2 coefficient of one batch: scikit-learn's ``alpha / (2 n)`` with n the
         batch's weight, in this loss's scale."""
-        self._l2.l2 = alpha / (2.0 * weight * self._LOSS_SCALE) if weight > 0 else 0.0
+        self._l2.l2 = alpha / (2.0 * weight * self._loss_scale) if weight > 0 else 0.0
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, sample_weight=None):
@@ -301,13 +303,15 @@ class _NeuralNetBase(BaseEstimator):
                              ensure_min_samples=1)
         if not first and X.dtype != self.model_.dtype:
             X = X.astype(self.model_.dtype)
-        target, n_outputs = self._encode_targets(y, first, classes, incremental)
+        target, n_outputs = self._encode_targets(_ravel_column(y), first, classes, incremental)
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
             if not weights.any():
                 raise ValueError(f"sample_weight must contain at least one non-zero weight: "
                                  f"all {len(weights)} are zero")
+        if incremental and settings["early_stopping"]:
+            raise ValueError("partial_fit does not support early_stopping=True")
         if first:
             self._random = check_random_state(self.random_state)
             self.model_ = self._new_model(settings, X.shape[1], n_outputs, self._random)
@@ -316,11 +320,14 @@ class _NeuralNetBase(BaseEstimator):
             raise ValueError(f"y has {n_outputs} outputs, but the fitted network has "
                              f"{self.model_.output_shape[-1]} (warm_start/partial_fit continue "
                              "the same network)")
-        X, target, weights = _merge_duplicates(X, target, weights)
+        if not incremental or not fitted:
+            # as MLPClassifier: every fit starts a new optimizer (warm_start keeps the weights
+            # only), partial_fit goes on with the last one
+            self.model_.optimizer = self._new_optimizer(settings)
         Xi = self._as_input(X)
         with training.quiet_overflow(), self._alpha_penalty():
             if self.solver == "lbfgs":
-                self._fit_lbfgs(Xi, target, weights, settings)
+                self._fit_lbfgs(*_merge_duplicates(Xi, target, weights), settings)
             else:
                 self._fit_stochastic(Xi, target, weights, settings, incremental)
         return self
@@ -334,67 +341,80 @@ class _NeuralNetBase(BaseEstimator):
         self.best_loss_ = None if self.early_stopping else math.inf
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -math.inf if self.early_stopping else None
+        self._best_params = None
         self.n_layers_ = len(self.model_.layers)
         self.n_outputs_ = self.model_.output_shape[-1]
 
     def _fit_stochastic(self, X, target, weights, s: dict, incremental: bool) -> None:
+        """scikit-learn's ``_fit_stochastic``: epochs of mini-batches until the loss (or
+        the validation score) stops improving, or ``max_iter``; one epoch in ``partial_fit``."""
         model = self.model_
-        early_stopping = s["early_stopping"] and not incremental
+        early_stopping = s["early_stopping"]
         X_val = t_val = w_val = None
         if early_stopping:
             X, X_val, target, t_val, weights, w_val = self._split_validation(X, target, weights, s)
+        n_rows = len(X)                        # t_ counts samples, as in scikit-learn
+        X, target, weights = _merge_duplicates(X, target, weights)
         n = len(X)
         batch_size = min(200, n) if "batch_size" not in s else min(s["batch_size"], n)
         if "batch_size" in s and s["batch_size"] > n:
             warnings.warn(f"batch_size={s['batch_size']} is larger than the {n} training samples; "
                           f"using batch_size={n}", UserWarning, stacklevel=3)
         total_weight = n if weights is None else float(np.sum(weights, dtype=np.float64))
-        best_weights = None
-        for _ in range(1 if incremental else s["max_iter"]):
-            order = model.rng.permutation(n) if s["shuffle"] else np.arange(n)
-            accumulated = 0.0
-            for start in range(0, n, batch_size):
-                index = order[start:start + batch_size]
-                wb = None if weights is None else weights[index]
-                self._set_alpha(s["alpha"], len(index) if wb is None else float(wb.sum(dtype=np.float64)))
-                try:
-                    loss, _ = training.train_step(model, X[index], target[index], wb)
-                except training.DivergenceError as error:
-                    raise training.DivergenceError(f"training diverged in iteration "
-                                                   f"{self.n_iter_ + 1}: {error}") from None
-                accumulated += loss * (len(index) if wb is None else float(wb.sum(dtype=np.float64)))
-            self.n_iter_ += 1
-            self.t_ += n
-            self.loss_ = accumulated / total_weight * self._LOSS_SCALE
-            self.loss_curve_.append(self.loss_)
-            if s["verbose"]:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            improved = self._count_no_improvement(early_stopping, X_val, t_val, w_val, s)
-            if early_stopping and improved:
-                best_weights = model.params.copy()
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                model.optimizer.lr = s["lr"] * self._LOSS_SCALE / (self.t_ + 1) ** s["power_t"]
-            if self._no_improvement_count > s["n_iter_no_change"]:
-                what = "Validation score" if early_stopping else "Training loss"
-                message = (f"{what} did not improve more than tol={s['tol']} for "
-                           f"{s['n_iter_no_change']} consecutive epochs.")
-                if self.solver == "sgd" and self.learning_rate == "adaptive" and \
-                        model.optimizer.lr / self._LOSS_SCALE > 1e-6:
-                    model.optimizer.lr /= 5.0
-                    self._no_improvement_count = 0
-                    if s["verbose"]:
-                        print(message + f" Setting learning rate to {model.optimizer.lr:f}")
-                    continue
+        self.n_iter_ = 0
+        try:
+            for _ in range(1 if incremental else s["max_iter"]):
+                order = model.rng.permutation(n) if s["shuffle"] else np.arange(n)
+                accumulated = 0.0
+                for start in range(0, n, batch_size):
+                    index = order[start:start + batch_size]
+                    wb = None if weights is None else weights[index]
+                    batch_weight = len(index) if wb is None else float(np.sum(wb, dtype=np.float64))
+                    self._set_alpha(s["alpha"], batch_weight)
+                    try:
+                        loss, _ = training.train_step(model, X[index], target[index], wb)
+                    except training.DivergenceError as error:
+                        raise training.DivergenceError(f"training diverged in iteration "
+                                                       f"{self.n_iter_ + 1}: {error}") from None
+                    accumulated += loss * batch_weight
+                self.n_iter_ += 1
+                self.t_ += n_rows
+                self.loss_ = accumulated / total_weight * self._loss_scale
+                self.loss_curve_.append(self.loss_)
                 if s["verbose"]:
-                    print(message + " Stopping.")
-                break
-        else:
-            if not incremental:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({s['max_iter']}) reached "
-                              "and the optimization hasn't converged yet.", ConvergenceWarning,
-                              stacklevel=3)
-        if best_weights is not None:          # early stopping keeps the best epoch's weights
-            model.params[...] = best_weights
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if self._count_no_improvement(early_stopping, X_val, t_val, w_val, s):
+                    self._best_params = model.params.copy()
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    model.optimizer.lr = s["lr"] * self._loss_scale / (self.t_ + 1) ** s["power_t"]
+                if self._no_improvement_count > s["n_iter_no_change"]:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    message = (f"{what} did not improve more than tol={s['tol']:f} for "
+                               f"{s['n_iter_no_change']} consecutive epochs.")
+                    if self.solver == "sgd" and self.learning_rate == "adaptive":
+                        lr = model.optimizer.lr / self._loss_scale
+                        if lr > 1e-6:
+                            model.optimizer.lr /= 5.0
+                            self._no_improvement_count = 0
+                            if s["verbose"]:
+                                print(message + f" Setting learning rate to {lr / 5.0:f}")
+                            continue
+                        if s["verbose"]:
+                            print(message + " Learning rate too small. Stopping.")
+                        break
+                    if s["verbose"]:
+                        print(message + " Stopping.")
+                    break
+                if incremental:
+                    break
+                if self.n_iter_ == s["max_iter"]:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({s['max_iter']}) "
+                                  "reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning, stacklevel=3)
+        except KeyboardInterrupt:                 # as MLPClassifier: stop, keep a usable model
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        if early_stopping and self._best_params is not None:   # keep the best epoch's weights
+            model.params[...] = self._best_params
             model.params_max = None
 
     def _count_no_improvement(self, early_stopping, X_val, t_val, w_val, s) -> bool:
@@ -424,6 +444,8 @@ class _NeuralNetBase(BaseEstimator):
         return False
 
     def _split_validation(self, X, target, weights, s):
+        """scikit-learn's split: ``validation_fraction`` of the samples, stratified for a
+        binary or multi-class target (not multi-label), drawn from the estimator's random state."""
         stratify = target if self._stratify else None
         arrays = [X, target] + ([weights] if weights is not None else [])
         try:
@@ -441,23 +463,27 @@ class _NeuralNetBase(BaseEstimator):
         return X_train, X_val, t_train, t_val, w_train, w_val
 
     def _fit_lbfgs(self, X, target, weights, s: dict) -> None:
+        """scikit-learn's ``_fit_lbfgs``: L-BFGS on the full batch until it converges, or
+        ``max_iter`` iterations, or ``max_fun`` evaluations (of this fit)."""
         model = self.model_
         optimizer = model.optimizer
+        optimizer.reset()
         self._set_alpha(s["alpha"], len(X) if weights is None else float(np.sum(weights, dtype=np.float64)))
         closure = training.full_batch_closure(model, X, target, weights)
         iterations = 0
-        for iterations in range(1, s["max_iter"] + 1):
-            loss = optimizer.iterate(model.params, model.grads, closure)
-            self.loss_ = loss * self._LOSS_SCALE
-            self.loss_curve_.append(self.loss_)
-            if s["verbose"]:
-                print(f"Iteration {self.n_iter_ + iterations}, loss = {self.loss_:.8f}")
-            if optimizer.converged or optimizer.n_evaluations >= s["max_fun"]:
-                break
+        try:
+            for iterations in range(1, s["max_iter"] + 1):
+                self.loss_ = optimizer.iterate(model.params, model.grads, closure) * self._loss_scale
+                self.loss_curve_.append(self.loss_)
+                if s["verbose"]:
+                    print(f"Iteration {iterations}, loss = {self.loss_:.8f}")
+                if optimizer.converged or optimizer.n_evaluations >= s["max_fun"]:
+                    break
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
         model.params_max = None
-        self.n_iter_ += iterations
-        self.t_ += len(X) * iterations
-        self.best_loss_ = min(self.loss_curve_)
+        self.n_iter_ = iterations
+        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
         if not optimizer.converged:
             limit = ("max_fun" if optimizer.n_evaluations >= s["max_fun"] else "max_iter")
             warnings.warn(f"lbfgs failed to converge after {iterations} iterations: {limit} "
@@ -494,8 +520,6 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     ``best_validation_score_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``.
     """
 
-    _LOSS_SCALE = 1.0
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
@@ -511,11 +535,6 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     def _encode_targets(self, y, first: bool, classes, incremental: bool):
         """Targets for the network from labels: int codes (multi-class), 0/1 floats
         (binary, multi-label); sets ``classes_`` on the first fit."""
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples,), for example using ravel().",
-                          DataConversionWarning, stacklevel=4)
-            y = y.ravel()
         check_classification_targets(y)
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass", "multilabel-indicator"):
@@ -550,7 +569,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
             raise ValueError(f"y has labels that are not in classes_ {self.classes_!r:.200}: "
                              f"{unknown[:5]!r}")
         codes = np.searchsorted(self.classes_, y)
-        self._stratify = True
+        self._stratify = len(self.classes_) == 2      # as scikit-learn: one output only
         if len(self.classes_) == 2:          # one sigmoid output: targets (n, 1)
             return codes.astype(self._dtype_of_model_or_settings()).reshape(-1, 1), 1
         return codes.astype(np.int64), len(self.classes_)
@@ -561,8 +580,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     def _new_loss(self, n_outputs: int):
         binary = self._multilabel or len(self.classes_) == 2
         self.out_activation_ = "logistic" if binary else "softmax"
-        loss = BinaryCrossEntropy() if binary else CrossEntropy()
-        return loss
+        # scikit-learn's log loss sums over the labels of a multi-label target; ours averages
+        self._loss_scale = float(n_outputs) if self._multilabel else 1.0
+        return BinaryCrossEntropy() if binary else CrossEntropy()
 
     def _new_model(self, settings, n_features, n_outputs, rng):
         model = super()._new_model(settings, n_features, n_outputs, rng)
@@ -621,9 +641,6 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     squared loss). Learned attributes as in ``NeuralNetClassifier``, without ``classes_``.
     """
 
-    #: scikit-learn's squared loss is half the MSE: reported losses (and tol) are halved
-    _LOSS_SCALE = 0.5
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -636,11 +653,6 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _encode_targets(self, y, first: bool, classes, incremental: bool):
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples,), for example using ravel().",
-                          DataConversionWarning, stacklevel=4)
-            y = y.ravel()
         if first:
             self._single_output = y.ndim == 1
         elif (y.ndim == 1) != self._single_output:
@@ -651,6 +663,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
 
     def _new_loss(self, n_outputs: int):
         self.out_activation_ = "identity"
+        self._loss_scale = 0.5       # scikit-learn's squared loss is half the MSE
         return MSE()
 
     def predict(self, X) -> np.ndarray:
@@ -683,6 +696,17 @@ class _Sum(Regularizer):
 
 
 # ------------------------------------------------------------------ helpers
+def _ravel_column(y: np.ndarray) -> np.ndarray:
+    """A column ``(n, 1)`` as ``(n,)``, with scikit-learn's DataConversionWarning (as
+    MLPClassifier and MLPRegressor do); other shapes unchanged."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                      "change the shape of y to (n_samples,), for example using ravel().",
+                      DataConversionWarning, stacklevel=4)
+        return y.ravel()
+    return y
+
+
 def _row_hashes(a: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row's bytes (integer arithmetic wraps; it never warns)."""
     words = np.ascontiguousarray(a).reshape(len(a), -1).view(np.uint8)
@@ -703,26 +727,34 @@ def _row_hashes(a: np.ndarray) -> np.ndarray:
 def _merge_duplicates(X: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray]):
     """Identical samples (features and target) merged into one whose weight is their
     total weight, and samples of weight 0 dropped, in an order that depends only on the
-    samples (so that repeated and weighted data train identically); data with neither
-    duplicates nor zero weights is returned as it is."""
+    samples: the order of their hashes (so that weights and repeats train identically:
+    see the module docstring). Unweighted data without duplicates is returned as it is.
+    A merged weight beyond the dtype (two weights of 3e38 in float32) is an error."""
     hashes = _row_hashes(X) * np.uint64(31) + _row_hashes(target)
     order = np.argsort(hashes, kind="stable")
     sorted_hashes = hashes[order]
     starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
-    has_zero = weights is not None and not weights.all()
-    if len(starts) == len(X) and not has_zero:
+    if len(starts) == len(X) and weights is None:
         return X, target, weights
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(X)]))
-    first = order[starts][group]                 # each sorted sample's group representative
-    if not (np.array_equal(X[order], X[first]) and np.array_equal(target[order], target[first])):
-        # two different samples with one hash: group by the bytes themselves (slower, exact)
-        rows = np.concatenate([np.ascontiguousarray(X).reshape(len(X), -1).view(np.uint8),
-                               np.ascontiguousarray(target).reshape(len(X), -1).view(np.uint8)], axis=1)
-        _, index, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-        order = np.argsort(inverse.ravel(), kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inverse.ravel()[order]) != 0])
+    sizes = np.diff(np.r_[starts, len(X)])
+    if np.any(sizes > 1):
+        # the samples of each group of equal hashes must be equal: compare those only
+        shared = sizes > 1
+        members = order[np.repeat(shared, sizes)]
+        firsts = order[np.repeat(starts[shared], sizes[shared])]
+        if not (np.array_equal(X[members], X[firsts]) and np.array_equal(target[members], target[firsts])):
+            # two different samples with one hash: group by the bytes themselves (slower, exact)
+            rows = np.concatenate([np.ascontiguousarray(X).reshape(len(X), -1).view(np.uint8),
+                                   np.ascontiguousarray(target).reshape(len(X), -1).view(np.uint8)],
+                                  axis=1)
+            inverse = np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+            order = np.argsort(inverse, kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
     keep = order[starts]
-    base = np.ones(len(X), dtype=X.dtype) if weights is None else weights
-    merged = np.add.reduceat(base[order], starts).astype(X.dtype)
+    base = np.ones(len(X)) if weights is None else weights.astype(np.float64)
+    merged = np.add.reduceat(base[order], starts)
+    if not np.all(merged <= float(np.finfo(X.dtype).max)):
+        raise ValueError(f"sample_weight: the weights of identical samples add up to more than "
+                         f"the largest {X.dtype.name} ({float(merged.max()):.3g}); scale the weights")
     nonzero = merged > 0
-    return X[keep[nonzero]], target[keep[nonzero]], merged[nonzero]
+    return X[keep[nonzero]], target[keep[nonzero]], merged[nonzero].astype(X.dtype)

@@ -99,15 +99,19 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     if weights is not None:
         weights = weights[:n]                 # validation_split holds out the end
         if not weights.any():
-            raise ValueError("sample_weight (with class_weight) gives weight 0 to every "
-                             "training sample: at least one must have a non-zero weight")
+            raise ValueError("the sample weights give weight 0 to every training sample (the "
+                             "samples after validation_split): at least one must have a "
+                             "non-zero weight")
     closure_optimizer = getattr(model.optimizer, "needs_closure", False)
     if closure_optimizer:
         _check_deterministic(model)
+        if hasattr(model.optimizer, "reset"):
+            model.optimizer.reset()           # this fit's objective, not the last one's
         batch_size = None                     # L-BFGS: the full batch, every iteration
     batch_size = n if batch_size is None else min(batch_size, n)
     n_batches = -(-n // batch_size)
     _check_batches_fit_layers(model, n, batch_size)
+    closure = full_batch_closure(model, X, target, weights) if closure_optimizer else None
 
     # -- callbacks: the user's first, so that what they add to the logs (such as
     # "lr") is recorded by the History and shown by the display that follow
@@ -135,8 +139,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
                 model.params_max = None  # (measured again on the next step)
             if closure_optimizer:
                 order = None
-                mean_loss, outputs, batch = _closure_epoch(model, X, target, weights,
-                                                           callback_list, epoch)
+                mean_loss, outputs, batch = _closure_epoch(model, X, closure, callback_list, epoch)
             else:
                 order = model.rng.permutation(n) if shuffle and batch_size < n else None
                 mean_loss, outputs, batch = _train_epoch(model, X, target, weights, order,
@@ -248,13 +251,12 @@ def full_batch_closure(model, X: np.ndarray, target: np.ndarray,
     return closure
 
 
-def _closure_epoch(model, X: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray],
-                   callbacks: list, epoch: int):
-    """One iteration of an optimizer that needs a closure (``LBFGS``) on the full batch,
-    as one batch of one epoch. Returns what ``_train_epoch`` returns."""
+def _closure_epoch(model, X: np.ndarray, closure, callbacks: list, epoch: int):
+    """One iteration of an optimizer that needs a closure (``LBFGS``) on the full batch
+    (``closure``: ``full_batch_closure`` of the training data), as one batch of one
+    epoch. Returns what ``_train_epoch`` returns."""
     n = len(X)
     _call(callbacks, "on_batch_begin", 0, {"size": n})
-    closure = full_batch_closure(model, X, target, weights)
     try:
         loss = model.optimizer.iterate(model.params, model.grads, closure)
     except DivergenceError as error:         # the starting point's loss or gradient

@@ -284,7 +284,7 @@ def test_missing_loss_and_bad_arguments(fitted):
     with pytest.raises(ValueError, match="loss must be a Loss or one of"):
         model.fit(X, y, loss="hinge")
     with pytest.raises(ValueError, match="optimizer must be an Optimizer or one of"):
-        model.fit(X, y, optimizer="lbfgs")
+        model.fit(X, y, optimizer="newton")
     with pytest.raises(ValueError, match="metrics must be names from"):
         model.fit(X, y, metrics=["r2"])
 

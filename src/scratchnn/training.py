@@ -93,15 +93,18 @@ def fit(model, X, y, *, loss=None, optimizer=None, metrics: Optional[Sequence[st
     if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"callbacks must be a list of Callback instances, got {describe(callbacks)}")
     X, target = model.check_data(X, y)
-    weights = sample_weights(model, target, sample_weight, class_weight)
+    if sample_weight is not None:
+        sample_weight = as_sample_weight(sample_weight, len(X), model.dtype)
     X, target, validation = split_validation(model, X, target, validation_data, validation_split)
     n = len(X)
-    if weights is not None:
-        weights = weights[:n]                 # validation_split holds out the end
-        if not weights.any():
-            raise ValueError("the sample weights give weight 0 to every training sample (the "
-                             "samples after validation_split): at least one must have a "
-                             "non-zero weight")
+    # (validation_split holds out the end: its samples' weights are not used, nor counted
+    # by class_weight="balanced")
+    weights = sample_weights(model, target, None if sample_weight is None else sample_weight[:n],
+                             class_weight)
+    if weights is not None and not weights.any():
+        raise ValueError("the sample weights give weight 0 to every training sample (the "
+                         "samples before validation_split's part): at least one must have a "
+                         "non-zero weight")
     closure_optimizer = getattr(model.optimizer, "needs_closure", False)
     if closure_optimizer:
         _check_deterministic(model)

@@ -225,7 +225,7 @@ class LBFGS(Optimizer):
             self._evaluate_start(params, grads, closure)
         else:
             np.copyto(grads, self._g)                  # (anyone may have used grads)
-        x0, g0, f0 = self._x, self._g, self._f
+        g0, f0 = self._g, self._f
         if max_abs(g0) <= self.tolerance_grad:
             self.converged, self.converged_reason = True, "gradient"
             return f0

@@ -41,7 +41,6 @@ import contextlib
 import inspect
 import math
 import numbers
-import sys
 import warnings
 from typing import Optional
 

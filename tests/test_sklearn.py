@@ -351,3 +351,23 @@ def test_multilabel_loss_is_scikit_learns_sum_over_labels():
     theirs.coefs_, theirs.intercepts_ = W, b
     theirs.fit(X, Y)
     assert ours.loss_curve_[0] == pytest.approx(theirs.loss_curve_[-1], rel=1e-9)
+
+
+def test_mlp_refusals_for_warm_start_classes_and_weightless_parts():
+    X, y = _data()
+    est = NeuralNetClassifier(hidden_layer_sizes=(4,), max_iter=2, warm_start=True, random_state=0)
+    est.fit(X, y)
+    with pytest.raises(ValueError, match="warm_start can only be used where y has the same classes"):
+        est.fit(X[y != 2], y[y != 2])
+    weights = np.zeros(len(X))
+    weights[:3] = 1.0                         # too few to reach both parts of the split
+    with pytest.raises(ValueError, match="early stopping's (training|validation) part has weight 0"):
+        NeuralNetClassifier(early_stopping=True, validation_fraction=0.5, random_state=0).fit(
+            X, y, sample_weight=weights)
+
+
+def test_the_adaptive_schedule_still_warns_at_max_iter():
+    X, y = _data()
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        NeuralNetClassifier(solver="sgd", learning_rate="adaptive", tol=10.0, n_iter_no_change=1,
+                            max_iter=3, random_state=0).fit(X, y)

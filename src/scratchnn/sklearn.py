@@ -352,13 +352,18 @@ class _NeuralNetBase(BaseEstimator):
         X_val = t_val = w_val = None
         if early_stopping:
             X, X_val, target, t_val, weights, w_val = self._split_validation(X, target, weights, s)
+            for part, w in (("training", weights), ("validation", w_val)):
+                if w is not None and not w.any():
+                    raise ValueError(f"sample_weight: every sample of early stopping's {part} part "
+                                     "has weight 0; give more samples a non-zero weight, or "
+                                     "another random_state or validation_fraction")
         n_rows = len(X)                        # t_ counts samples, as in scikit-learn
         X, target, weights = _merge_duplicates(X, target, weights)
         n = len(X)
         batch_size = min(200, n) if "batch_size" not in s else min(s["batch_size"], n)
         if "batch_size" in s and s["batch_size"] > n:
             warnings.warn(f"batch_size={s['batch_size']} is larger than the {n} training samples; "
-                          f"using batch_size={n}", UserWarning, stacklevel=3)
+                          f"using batch_size={n}", UserWarning, stacklevel=4)
         total_weight = n if weights is None else float(np.sum(weights, dtype=np.float64))
         self.n_iter_ = 0
         try:
@@ -397,21 +402,22 @@ class _NeuralNetBase(BaseEstimator):
                             self._no_improvement_count = 0
                             if s["verbose"]:
                                 print(message + f" Setting learning rate to {lr / 5.0:f}")
-                            continue
+                        else:
+                            if s["verbose"]:
+                                print(message + " Learning rate too small. Stopping.")
+                            break
+                    else:
                         if s["verbose"]:
-                            print(message + " Learning rate too small. Stopping.")
+                            print(message + " Stopping.")
                         break
-                    if s["verbose"]:
-                        print(message + " Stopping.")
-                    break
                 if incremental:
                     break
                 if self.n_iter_ == s["max_iter"]:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({s['max_iter']}) "
                                   "reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning, stacklevel=3)
+                                  ConvergenceWarning, stacklevel=4)
         except KeyboardInterrupt:                 # as MLPClassifier: stop, keep a usable model
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=4)
         if early_stopping and self._best_params is not None:   # keep the best epoch's weights
             model.params[...] = self._best_params
             model.params_max = None
@@ -469,24 +475,26 @@ class _NeuralNetBase(BaseEstimator):
         optimizer.reset()
         self._set_alpha(s["alpha"], len(X) if weights is None else float(np.sum(weights, dtype=np.float64)))
         closure = training.full_batch_closure(model, X, target, weights)
-        iterations = 0
+        iterations, interrupted = 0, False
         try:
-            for iterations in range(1, s["max_iter"] + 1):
+            while iterations < s["max_iter"]:
                 self.loss_ = optimizer.iterate(model.params, model.grads, closure) * self._loss_scale
                 self.loss_curve_.append(self.loss_)
+                iterations += 1
                 if s["verbose"]:
                     print(f"Iteration {iterations}, loss = {self.loss_:.8f}")
                 if optimizer.converged or optimizer.n_evaluations >= s["max_fun"]:
                     break
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+            interrupted = True
         model.params_max = None
         self.n_iter_ = iterations
         self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
-        if not optimizer.converged:
+        if not optimizer.converged and not interrupted:
             limit = ("max_fun" if optimizer.n_evaluations >= s["max_fun"] else "max_iter")
             warnings.warn(f"lbfgs failed to converge after {iterations} iterations: {limit} "
-                          "reached; increase it or scale the data", ConvergenceWarning, stacklevel=3)
+                          "reached; increase it or scale the data", ConvergenceWarning, stacklevel=4)
 
     # -------------------------------------------------------------- predict
     def _outputs(self, X) -> np.ndarray:
@@ -555,6 +563,10 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r:.200} differs from the classes of the first "
                              f"call, {self.classes_!r:.200}")
+        elif not incremental and not multilabel and not np.array_equal(unique_labels(y), self.classes_):
+            raise ValueError(f"warm_start can only be used where y has the same classes as in the "
+                             f"previous call to fit: previously {self.classes_!r:.200}, y has "
+                             f"{unique_labels(y)!r:.200}")
         if multilabel != self._multilabel:
             raise ValueError("y is multi-label now and was not before (or the reverse); "
                              "fit again from scratch")

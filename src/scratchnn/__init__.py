@@ -21,8 +21,17 @@ from .regularizers import L1, L1L2, L2
 
 __version__ = "0.1.0"
 
+
+def export_onnx(model, path, **kwargs) -> str:
+    """Write ``model`` to an ONNX file: ``scratchnn.onnx.export_onnx`` (its keyword
+    arguments: ``probabilities``, ``opset``, ``overwrite``), imported on call so that
+    ``import scratchnn`` never imports ``onnx`` (the ``onnx`` extra)."""
+    from .onnx import export_onnx as export
+    return export(model, path, **kwargs)
+
+
 __all__ = [
-    "Sequential", "DivergenceError", "save", "load",
+    "Sequential", "DivergenceError", "save", "load", "export_onnx",
     "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU",
     "Softmax", "Dropout", "Flatten", "Reshape", "Conv2D", "MaxPool2D", "AvgPool2D",
     "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization", "RandomFlip",

@@ -4,6 +4,7 @@
     scratchnn evaluate MODEL DATASET      loss and metrics of a saved model
     scratchnn predict MODEL INPUT.csv     write predictions for a CSV file
     scratchnn info MODEL                  the summary of a saved model
+    scratchnn export MODEL OUT.onnx       write the model as an ONNX file (needs onnx)
 
 DATASET is ``xor``, ``spirals``, ``moons``, ``fashion-mnist`` or the path of a
 CSV file (with ``--target COLUMN``).
@@ -30,6 +31,7 @@ import os
 import stat
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -931,6 +933,98 @@ def _json(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+# ========================================================================= export
+EXPORT_OPTIONS = "pip install 'scratchnn[onnx]'"
+
+
+def _import_onnx():
+    """The onnx package, or a one-line CLIError saying how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise CLIError(f"export needs the onnx package: {EXPORT_OPTIONS}") from None
+    return onnx
+
+
+def _check_export_target(path: str, overwrite: bool) -> str:
+    """OUT checked before anything is loaded: a file name in a directory we can
+    write in, and not an existing file unless --overwrite."""
+    target = _check_output_file(path, "OUT", example="model.onnx")
+    if os.path.lexists(target):
+        if not os.path.isfile(target):
+            raise CLIError(f"OUT {path!r} exists and is not a regular file")
+        if not overwrite:
+            raise CLIError(f"OUT {path!r} exists; pass --overwrite to replace it")
+    return target
+
+
+def _fold_scaler(model: Sequential) -> Optional[str]:
+    """A model trained by ``scratchnn train`` on standardized features (a ``scaler``
+    in its metadata) takes raw features in the graph: the scaling is folded into
+    the first Dense layer, ``(x - mean) / scale @ W + b = x @ (W / scale) + (b -
+    (mean / scale) @ W)``. Returns what the success line says about it, or None
+    when the model file has no scaler."""
+    saved = model.metadata.get("scaler")
+    if not saved:
+        return None
+    scaler = StandardScaler.from_dict(saved)
+    first = model.layers[0] if model.layers else None
+    mean = np.asarray(scaler.mean_, dtype=np.float64).ravel()
+    scale = np.asarray(scaler.scale_, dtype=np.float64).ravel()
+    if (not isinstance(first, Dense) or not first.use_bias or first.W.ndim != 2
+            or first.W.shape[0] != mean.size):
+        return ("the graph takes standardized features: the model file's scaler is not in it "
+                "(its first layer is not a Dense layer to fold it into)")
+    W = first.W.astype(np.float64)
+    folded_W = W / scale[:, None]
+    folded_b = first.b.astype(np.float64) - (mean / scale) @ W
+    first.W[...] = folded_W
+    first.b[...] = folded_b
+    model.metadata.pop("scaler")   # applied: the graph's metadata must not offer it again
+    return "the feature scaling of training is folded into the first layer: the graph takes raw features"
+
+
+def _value_info_text(value) -> str:
+    """``'output' float [N, 10]`` of an ONNX graph input or output."""
+    import onnx
+    tensor = value.type.tensor_type
+    dims = ", ".join(d.dim_param or str(d.dim_value) for d in tensor.shape.dim)
+    return f"{value.name!r} {onnx.TensorProto.DataType.Name(tensor.elem_type).lower()} [{dims}]"
+
+
+def command_export(args: argparse.Namespace) -> int:
+    _check_named(args.model, "MODEL")
+    target = _check_export_target(args.out, args.overwrite)
+    onnx = _import_onnx()
+    from .onnx import DEFAULT_OPSET, export_onnx   # imported here: the CLI starts without onnx
+    newest = onnx.defs.onnx_opset_version()
+    if not DEFAULT_OPSET <= args.opset <= newest:
+        raise CLIError(f"--opset must be from {DEFAULT_OPSET} to {newest} (the newest that the "
+                       f"installed onnx {onnx.__version__} knows), got {args.opset}")
+    model = load(args.model)
+    if args.probabilities and model.loss is None:
+        raise CLIError(f"{args.model}: --probabilities needs the model's loss, and the model has "
+                       "none (it was saved before it was trained)")
+    scaling = _fold_scaler(model)
+    try:
+        written = export_onnx(model, target, probabilities=args.probabilities, opset=args.opset,
+                              overwrite=args.overwrite)
+    except FileExistsError:   # created since the check above
+        raise CLIError(f"OUT {args.out!r} exists; pass --overwrite to replace it") from None
+    except OSError as error:
+        raise _write_failed(args.out, error) from None
+    graph = onnx.load(written)
+    opsets = [entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")]
+    kind = "probabilities" if args.probabilities else "raw outputs"
+    outputs = [_value_info_text(value) + (f" ({kind})" if value.name == "output" else "")
+               for value in graph.graph.output]
+    line = (f"wrote {written}: ONNX opset {opsets[0] if opsets else args.opset}, input "
+            f"{', '.join(_value_info_text(value) for value in graph.graph.input)}, "
+            f"output{'s' if len(outputs) > 1 else ''} {', '.join(outputs)}")
+    print(line + (f"; {scaling}" if scaling else ""))
+    return 0
+
+
 # ========================================================================= parser
 class _Parser(argparse.ArgumentParser):
     """argparse's parser with one-line errors, ``PROG: error: MESSAGE``; the
@@ -1112,7 +1206,41 @@ def build_parser() -> argparse.ArgumentParser:
                                            "parameter counts, loss, optimizer, classes and training record.")
     info.add_argument("model", metavar="MODEL", help="a model file")
     info.set_defaults(run=command_info)
-    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "info": info}
+
+    export = commands.add_parser(
+        "export", help="write a saved model as an ONNX file, for ONNX Runtime", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Write the saved MODEL as the ONNX file OUT, for ONNX Runtime (C++, C#, Java, "
+            "JavaScript, Python; no scratchnn needed). The graph has one input, named 'input': "
+            "the model's samples with a dynamic batch dimension first, in the model's dtype "
+            "(float32 or float64); images are channels last, (batch, height, width, channels), "
+            "as scratchnn takes them. Its output 'output' holds the raw outputs (the logits of a "
+            "classifier) or, with --probabilities, the softmax or sigmoid that the model's loss "
+            "implies, and a second output, 'label', the predicted label of each sample (the "
+            "model's class labels when it has them, else class indices). A model trained by 'scratchnn train' on "
+            "standardized features takes raw features in the graph: the scaling is folded into "
+            "its first Dense layer. OUT is never replaced unless --overwrite is given. Needs the "
+            f"onnx package: {EXPORT_OPTIONS}.", 79),
+        epilog="examples:\n  scratchnn export cnn.npz cnn.onnx\n"
+               "  scratchnn export cnn.npz cnn.onnx --probabilities --overwrite\n"
+               "  python -c \"import onnxruntime as ort; s = ort.InferenceSession('cnn.onnx'); "
+               "print(s.run(None, {'input': x})[0])\"")
+    export.add_argument("model", metavar="MODEL", help="a model file saved by 'scratchnn train "
+                                                       "--output' or Sequential.save")
+    export.add_argument("out", metavar="OUT", help="the ONNX file to write, such as model.onnx; "
+                                                   "its directory must exist")
+    export.add_argument("--probabilities", action="store_true",
+                        help="end the graph with softmax or sigmoid (as the loss implies) and add "
+                             "the output 'label' (the class labels, or class indices for a model "
+                             "without them); refused for a regression model")
+    export.add_argument("--opset", type=_positive_int, default=17, metavar="N",
+                        help="the ONNX opset of the graph: 17 (default) up to the newest that the "
+                             "installed onnx knows")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=command_export)
+    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "info": info,
+                       "export": export}
     return parser
 
 

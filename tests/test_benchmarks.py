@@ -445,3 +445,29 @@ def test_sklearn_benchmark_runs_and_reports_a_failing_child(tmp_path):
     assert "scratchnn on digits (solver adam, round 1, random_state=0) failed" in failed.stderr
     assert "ImportError: a broken scratchnn" in failed.stderr
     assert not (tmp_path / "failed" / "sklearn.json").exists()
+
+
+def test_onnx_benchmark_runs_and_checks_the_exported_outputs(tmp_path):
+    """benchmarks/bench_onnx.py on tiny settings: each system's figures are positive and
+    finite, ONNX Runtime's outputs were compared with scratchnn's (a tiny difference), the
+    ratios are to scratchnn's, and the table lists every row."""
+    import math
+
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    command = [sys.executable, str(BENCH / "bench_onnx.py"), "--rounds", "1", "--networks", "mlp",
+               "--systems", "scratchnn", "onnxruntime", "--samples", "64", "--batch", "32",
+               "--repeats", "1", "--calls", "3", "--synthetic", "--out", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads((out / "onnx.json").read_text())
+    rows = {row["system"]: row for row in results["rows"]}
+    assert set(rows) == {"scratchnn", "onnxruntime"}
+    for row in rows.values():
+        assert 0 < row["throughput_s"] < math.inf and 0 < row["latency_s"] < math.inf
+    assert rows["scratchnn"]["throughput_ratio"] == 1.0
+    assert rows["onnxruntime"]["throughput_ratio"] == pytest.approx(
+        rows["onnxruntime"]["throughput_s"] / rows["scratchnn"]["throughput_s"])
+    assert rows["onnxruntime"]["max_relative_difference"] < 1e-5
+    text = (out / "onnx.md").read_text()
+    assert results["command"] in text and text.count("| mlp |") == 2

@@ -232,7 +232,7 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("argv, prog, message", [
-    ([], "scratchnn", "missing COMMAND: train, evaluate, predict or info"),
+    ([], "scratchnn", "missing COMMAND: train, evaluate, predict, info or export"),
     (["trian", "xor"], "scratchnn", "invalid choice: 'trian'"),
     (["train"], "scratchnn train", "the following arguments are required: DATASET"),
     (["train", "xor", "--epoch", "3"], "scratchnn train",

@@ -1033,7 +1033,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if message == "the following arguments are required: COMMAND":
-            message = "missing COMMAND: train, evaluate, predict or info"
+            message = "missing COMMAND: train, evaluate, predict, info or export"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

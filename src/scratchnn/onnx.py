@@ -39,6 +39,15 @@ off in float64), ELU with ``expm1(m) = tanh(m/2) (exp(m) + 1)`` (accurate near 0
 is PyTorch's ``approximate="tanh"``; there is no erf in it).
 
 Opset: 17 (default) up to the newest that the installed ``onnx`` knows.
+
+The scikit-learn estimators (``scratchnn.sklearn``) export too, with the outputs skl2onnx
+gives scikit-learn's own (``estimator_to_onnx``; ``to_onnx`` and ``export_onnx`` take them):
+a classifier's ``"label"`` and ``"probabilities"``, a regressor's ``"variable"``, for rows
+``(batch, n_features)``. A ``Pipeline`` ending in one exports with its other steps, which
+skl2onnx converts (``pip install 'scratchnn[onnx-sklearn]'``): StandardScaler, MinMaxScaler,
+PCA and the other transformers skl2onnx supports; a step it cannot convert (a
+FunctionTransformer, say) is an error naming the steps. scratchnn writes no converter for
+scikit-learn's transformers.
 """
 
 from __future__ import annotations
@@ -356,6 +365,8 @@ def to_onnx(model, probabilities: bool = False, opset: int = DEFAULT_OPSET) -> o
             a classification loss; an opset out of range.
     """
     from . import __version__
+    if _is_estimator(model):          # a scikit-learn estimator: its own outputs, as skl2onnx's
+        return estimator_to_onnx(model, opset)
     if not getattr(model, "built", False):
         raise RuntimeError("the model is not built yet: call build(input_shape), or fit or load "
                            "it, before exporting it to ONNX")
@@ -429,6 +440,113 @@ def to_onnx(model, probabilities: bool = False, opset: int = DEFAULT_OPSET) -> o
     return onnx_model
 
 
+# ------------------------------------------------------ scikit-learn estimators
+def _is_estimator(model) -> bool:
+    """A NeuralNetClassifier/NeuralNetRegressor, or a Pipeline ending in one (checked by
+    name, so that this module never imports scikit-learn itself)."""
+    steps = getattr(model, "steps", None) if type(model).__name__ == "Pipeline" else None
+    final = steps[-1][1] if steps else model
+    return type(final).__name__ in ("NeuralNetClassifier", "NeuralNetRegressor")
+
+
+def estimator_to_onnx(estimator, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The ONNX model of a fitted ``NeuralNetClassifier`` or ``NeuralNetRegressor``, or of a
+    scikit-learn ``Pipeline`` ending in one whose other steps skl2onnx converts (``pip
+    install skl2onnx``; its converters, not ours, write those steps).
+
+    Input ``"input"``: rows ``(batch, n_features)`` in the estimator's dtype, as ``predict``
+    takes them (reshaped inside the graph to ``input_shape`` for an image model). Outputs,
+    as skl2onnx writes a scikit-learn classifier's: ``"label"`` (what ``predict`` returns)
+    and ``"probabilities"`` (``predict_proba``: ``(batch, n_classes)``, two columns for a
+    binary classifier); a regressor's one output ``"variable"`` (``predict``: ``(batch,)``
+    for one target).
+    """
+    pipeline = type(estimator).__name__ == "Pipeline"
+    final = estimator.steps[-1][1] if pipeline else estimator
+    if not hasattr(final, "model_"):
+        raise RuntimeError(f"the {type(final).__name__} is not fitted yet: fit it before exporting it")
+    net = final.model_
+    classifier = type(final).__name__ == "NeuralNetClassifier"
+    core = to_onnx(net, probabilities=classifier, opset=opset)
+    label_type = core.graph.output[1].type.tensor_type.elem_type if classifier else None
+    core = onnx.compose.add_prefix(core, "nn_")        # its tensors: nn_input ... nn_output
+    dtype = np.dtype(net.dtype)
+    element = _ELEMENT_TYPES[dtype]
+    n_features = int(final.n_features_in_)
+    g = _Graph(dtype, _check_opset(opset))
+    # before the network: rows as predict takes them, reshaped for an image model
+    if tuple(net.input_shape) != (n_features,):
+        g.nodes.append(helper.make_node("Reshape", ["input", g.ints("image_shape", [-1, *net.input_shape])],
+                                        ["nn_input"], name="image_shape"))
+    else:
+        g.nodes.append(helper.make_node("Identity", ["input"], ["nn_input"], name="rows"))
+    head = g.nodes[:]
+    g.nodes.clear()
+    # after it: what predict and predict_proba return
+    if classifier:
+        proba = "nn_output"
+        if not final._multilabel and len(final.classes_) == 2:      # [1 - p, p]
+            proba = g.op("Concat", [g.op("Sub", [g.const("one", 1), proba], "negative"), proba],
+                         "two_columns", axis=1)
+        g.nodes.append(helper.make_node("Identity", ["nn_label"], ["label"], name="label"))
+        g.nodes.append(helper.make_node("Identity", [proba], ["probabilities"], name="probabilities"))
+        label_shape = ["batch", len(final.classes_)] if final._multilabel else ["batch"]
+        outputs = [helper.make_tensor_value_info("label", label_type, label_shape),
+                   helper.make_tensor_value_info("probabilities", element, ["batch", len(final.classes_)])]
+    else:
+        y = "nn_output"
+        shape = ["batch"] if final._single_output else ["batch", net.output_shape[-1]]
+        if final._single_output:
+            y = g.op("Reshape", [y, g.ints("flat", [-1])], "flat")
+        g.nodes.append(helper.make_node("Identity", [y], ["variable"], name="variable"))
+        outputs = [helper.make_tensor_value_info("variable", element, shape)]
+    graph = helper.make_graph(head + list(core.graph.node) + g.nodes, f"{type(final).__name__}",
+                              [helper.make_tensor_value_info("input", element, ["batch", n_features])],
+                              outputs, g.initializers + list(core.graph.initializer))
+    merged = helper.make_model(graph, opset_imports=list(core.opset_import), ir_version=core.ir_version,
+                               producer_name="scratchnn", producer_version=core.producer_version)
+    if pipeline and len(estimator.steps) > 1:
+        merged = _with_preprocessing(estimator, merged, n_features, dtype, opset)
+    props = {p.key: p.value for p in core.metadata_props}
+    helper.set_model_props(merged, {**props, "input_layout": "features",
+                                    "estimator": type(final).__name__,
+                                    "pipeline": json.dumps([n for n, _ in estimator.steps]) if pipeline else "none"})
+    return merged
+
+
+def _with_preprocessing(pipeline, model: onnx.ModelProto, n_features: int,
+                        dtype: np.dtype, opset: int) -> onnx.ModelProto:
+    """``model`` after the pipeline's other steps, converted by skl2onnx."""
+    try:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+        from sklearn.pipeline import Pipeline
+    except ImportError:
+        raise ImportError("exporting a Pipeline's preprocessing needs skl2onnx: "
+                          "pip install skl2onnx") from None
+    tensor = DoubleTensorType if dtype == np.float64 else FloatTensorType
+    steps = Pipeline(pipeline.steps[:-1])
+    n_in = getattr(pipeline, "n_features_in_", n_features)
+    try:
+        pre = convert_sklearn(steps, initial_types=[("input", tensor([None, n_in]))],
+                              target_opset={"": opset, "ai.onnx.ml": 3})
+    except Exception as error:            # skl2onnx's errors have no common base class
+        names = [name for name, _ in pipeline.steps[:-1]]
+        raise ValueError(f"skl2onnx cannot convert the pipeline's steps {names}: "
+                         f"{type(error).__name__}: {str(error)[:300]}") from None
+    pre = onnx.compose.add_prefix(pre, "pre_", rename_inputs=False)
+    for entry in list(model.opset_import):
+        if not any(o.domain == entry.domain for o in pre.opset_import):
+            pre.opset_import.append(entry)
+    for entry in list(pre.opset_import):
+        if not any(o.domain == entry.domain for o in model.opset_import):
+            model.opset_import.append(entry)
+    model.ir_version = pre.ir_version = max(model.ir_version, pre.ir_version)
+    # the network's input becomes an inner edge fed by the preprocessing's output
+    model = onnx.compose.add_prefix(model, "est_", rename_outputs=False)
+    return onnx.compose.merge_models(pre, model, io_map=[(pre.graph.output[0].name, "est_input")])
+
+
 def export_onnx(model, path, *, probabilities: bool = False, opset: int = DEFAULT_OPSET,
                 overwrite: bool = False) -> str:
     """Write ``to_onnx(model, probabilities, opset)`` to ``path``, checked with
@@ -461,4 +579,4 @@ def export_onnx(model, path, *, probabilities: bool = False, opset: int = DEFAUL
     return path
 
 
-__all__ = ["export_onnx", "to_onnx", "DEFAULT_OPSET"]
+__all__ = ["export_onnx", "to_onnx", "estimator_to_onnx", "DEFAULT_OPSET"]

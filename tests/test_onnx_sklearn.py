@@ -9,6 +9,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 
 from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler  # noqa: E402
 
@@ -36,6 +37,10 @@ CLASSIFIERS = {
                                                       NeuralNetClassifier(max_iter=20, random_state=0)),
                                 np.array(["ant", "bee", "cat"])[Y]),
     "binary": (lambda: NeuralNetClassifier(max_iter=20, random_state=0), Y % 2),
+    # skl2onnx writes PCA at opset 13: brought to the network's by onnx's version converter
+    "pipeline with PCA": (lambda: make_pipeline(PCA(5), NeuralNetClassifier(max_iter=20, random_state=0)), Y),
+    "float64 pipeline": (lambda: make_pipeline(StandardScaler(), PCA(6), NeuralNetClassifier(
+        max_iter=20, random_state=0, dtype="float64")), Y),
     "float64": (lambda: NeuralNetClassifier(max_iter=20, random_state=0, dtype="float64"), Y),
     "cnn": (lambda: NeuralNetClassifier(layers=_cnn, input_shape=(1, -1, 1), max_iter=5, random_state=0), Y),
     "multi-label": (lambda: NeuralNetClassifier(max_iter=20, random_state=0),
@@ -77,3 +82,15 @@ def test_steps_skl2onnx_cannot_convert_and_unfitted_estimators_are_refused():
         to_onnx(pipeline)
     with pytest.raises(RuntimeError, match="is not fitted yet"):
         to_onnx(NeuralNetClassifier())
+
+
+def test_bad_targets_and_objects_are_refused_before_any_work(tmp_path):
+    estimator = NeuralNetClassifier(max_iter=2).fit(X, Y)
+    with pytest.raises(FileNotFoundError, match="the directory .* does not exist"):
+        export_onnx(estimator, tmp_path / "missing" / "m.onnx")
+    with pytest.raises(ValueError, match="ends with a path separator"):
+        export_onnx(estimator, str(tmp_path) + "/")
+    with pytest.raises(TypeError, match="to_onnx exports a scratchnn Sequential"):
+        to_onnx(object())
+    with pytest.raises(TypeError, match="probabilities must be True or False"):
+        to_onnx(estimator, probabilities="yes")

@@ -191,15 +191,16 @@ def check_path(path, argument: str = "path") -> str:
     return text
 
 
-def _save_target(path) -> str:
-    """The file ``save`` writes: ``path`` (``.npz`` appended), checked before any work
-    is done: a file name, in an existing writable directory, not a directory itself."""
+def _save_target(path, suffix: Optional[str] = ".npz") -> str:
+    """The file ``save`` writes: ``path`` (``suffix`` appended when missing; None appends
+    nothing, as the ONNX exporter writes), checked before any work is done: a file name,
+    in an existing writable directory, not a directory itself."""
     given = check_path(path)
-    target = given if given.endswith(".npz") else given + ".npz"
+    target = given if suffix is None or given.endswith(suffix) else given + suffix
     if given.endswith((os.sep, "/")):                # ("/" is os.altsep on Windows)
         raise ValueError(f"path {given!r} ends with a path separator; expected a file path "
-                         "such as 'models/model.npz', not a directory")
-    if os.path.basename(target) == ".npz":
+                         f"such as 'models/model{suffix or '.onnx'}', not a directory")
+    if suffix is not None and os.path.basename(target) == suffix:
         raise ValueError(f"path {given!r} has no file name before '.npz'; expected a path such "
                          "as 'model.npz'")
     directory = os.path.dirname(os.path.abspath(target))

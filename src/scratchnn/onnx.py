@@ -58,6 +58,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import TensorProto, helper, numpy_helper
 
 from . import io as _io
@@ -366,7 +367,13 @@ def to_onnx(model, probabilities: bool = False, opset: int = DEFAULT_OPSET) -> o
     """
     from . import __version__
     if _is_estimator(model):          # a scikit-learn estimator: its own outputs, as skl2onnx's
+        if not isinstance(probabilities, bool):
+            raise TypeError(f"probabilities must be True or False, got {probabilities!r}")
         return estimator_to_onnx(model, opset)
+    from .model import Sequential
+    if not isinstance(model, Sequential):
+        raise TypeError(f"to_onnx exports a scratchnn Sequential, a fitted NeuralNetClassifier or "
+                        f"NeuralNetRegressor, or a Pipeline ending in one; got {type(model).__name__}")
     if not getattr(model, "built", False):
         raise RuntimeError("the model is not built yet: call build(input_shape), or fit or load "
                            "it, before exporting it to ONNX")
@@ -534,6 +541,17 @@ def _with_preprocessing(pipeline, model: onnx.ModelProto, n_features: int,
         names = [name for name, _ in pipeline.steps[:-1]]
         raise ValueError(f"skl2onnx cannot convert the pipeline's steps {names}: "
                          f"{type(error).__name__}: {str(error)[:300]}") from None
+    # skl2onnx writes the lowest opset its converters need (13, 14): brought to the network's,
+    # which merge_models requires, by onnx's version converter (which adapts any op whose
+    # definition changed between the two)
+    domain_opset = {o.domain: o.version for o in pre.opset_import}
+    if domain_opset.get("", opset) != opset:
+        try:
+            pre = onnx.version_converter.convert_version(pre, opset)
+        except Exception as error:        # the converter's errors have no common base class
+            raise ValueError(f"the pipeline's preprocessing (ONNX opset {domain_opset['']}) cannot "
+                             f"be brought to opset {opset}: {type(error).__name__}: "
+                             f"{str(error)[:200]}") from None
     pre = onnx.compose.add_prefix(pre, "pre_", rename_inputs=False)
     for entry in list(model.opset_import):
         if not any(o.domain == entry.domain for o in pre.opset_import):
@@ -559,9 +577,10 @@ def export_onnx(model, path, *, probabilities: bool = False, opset: int = DEFAUL
         FileExistsError: ``path`` exists and ``overwrite`` is false.
         and what ``to_onnx`` raises.
     """
-    path = os.fspath(path)
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    # checked before any work: a file name in an existing writable directory, not a directory
+    path = _io._save_target(path, suffix=None)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     onnx_model = to_onnx(model, probabilities=probabilities, opset=opset)

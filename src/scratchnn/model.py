@@ -231,6 +231,8 @@ class Sequential:
     def _bind(self) -> None:
         """Hand each layer its views into ``params``, ``grads`` and ``buffers``."""
         self._views = []
+        # made once here, not at every step that clips each array's norm (training._optimizer_step)
+        self._parameter_slices: list[slice] = []
         param_offset = buffer_offset = 0
 
         def bind(layer, attribute, vector_name, offset, spec):
@@ -247,6 +249,7 @@ class Sequential:
             for spec in layer.param_specs:
                 bind(layer, spec.name, "params", param_offset, spec)
                 bind(layer, "d" + spec.name, "grads", param_offset, spec)
+                self._parameter_slices.append(slice(param_offset, param_offset + spec.size))
                 param_offset += spec.size
             for spec in layer.buffer_specs:
                 bind(layer, spec.name, "buffers", buffer_offset, spec)
@@ -276,12 +279,7 @@ class Sequential:
         """Where each parameter array lies in ``params`` (and its gradient in ``grads``),
         in order: what ``clipnorm`` clips one by one."""
         self._require_built("parameter_slices")
-        slices, offset = [], 0
-        for layer in self.layers:
-            for spec in layer.param_specs:
-                slices.append(slice(offset, offset + spec.size))
-                offset += spec.size
-        return slices
+        return self._parameter_slices
 
     def named_gradients(self) -> list[tuple[str, np.ndarray]]:
         """``[("dense_0.W", view of dL/dW), ...]``: the same names, views into ``grads``."""

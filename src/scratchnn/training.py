@@ -276,8 +276,8 @@ def _closure_epoch(model, X: np.ndarray, closure, callbacks: list, epoch: int):
 def sample_weights(model, target: np.ndarray, sample_weight=None,
                    class_weight=None) -> Optional[np.ndarray]:
     """The weight of each sample in ``fit`` (None when every weight is 1): ``sample_weight``
-    (checked: one finite non-negative number per sample) times, with ``class_weight``,
-    the weight of the sample's class.
+    (already checked by ``as_sample_weight``, as ``fit`` does before splitting off the
+    validation part) times, with ``class_weight``, the weight of the sample's class.
 
     ``class_weight`` is a dict from class to weight, as in Keras and scikit-learn: its
     keys are the labels of ``model.classes`` when the model has them (strings, say),
@@ -285,9 +285,8 @@ def sample_weights(model, target: np.ndarray, sample_weight=None,
     a class left out weighs 1. ``"balanced"`` (scikit-learn's) weighs each class by
     ``n_samples / (n_classes * count)``."""
     n = len(target)
-    weights = None if sample_weight is None else as_sample_weight(sample_weight, n, model.dtype)
     if class_weight is None:
-        return weights
+        return sample_weight
     if not model.loss.classification:
         raise ValueError("class_weight is for classification losses (cross_entropy, "
                          f"binary_cross_entropy), and the loss is {type(model.loss).__name__}")
@@ -314,8 +313,8 @@ def sample_weights(model, target: np.ndarray, sample_weight=None,
         raise TypeError(f"class_weight must be a dict {{class: weight}} or 'balanced', "
                         f"got {describe(class_weight)}")
     per_sample = per_class[labels]
-    if weights is not None:
-        per_sample = per_sample * weights          # in float64: checked in the dtype below
+    if sample_weight is not None:
+        per_sample = per_sample * sample_weight    # in float64: checked in the dtype below
     return as_sample_weight(per_sample, n, model.dtype, "sample_weight times class_weight")
 
 

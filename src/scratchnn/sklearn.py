@@ -237,8 +237,7 @@ class _NeuralNetBase(BaseEstimator):
             raise ValueError(f"the network built from layers outputs shape {model.output_shape} per "
                              f"sample, but the targets need ({n_outputs},): end the layers with "
                              f"Dense({n_outputs}), or let layers take n_outputs as its argument")
-        model.compile(loss=self._new_loss(n_outputs))
-        model.compile(optimizer=self._new_optimizer(settings))
+        model.compile(loss=self._new_loss(n_outputs))      # (_fit gives it its optimizer)
         return model
 
     @contextlib.contextmanager
@@ -287,6 +286,11 @@ class _NeuralNetBase(BaseEstimator):
             sample_weight: ``(n_samples,)`` non-negative frequency weights, or None.
         """
         return self._fit(X, y, sample_weight, incremental=False)
+
+    def _target_dtype(self, first: bool) -> np.dtype:
+        """The dtype of the network's float targets: the new network's (``dtype``) on a
+        first fit, the fitted one's when training goes on."""
+        return check_dtype(self.dtype) if first else self.model_.dtype
 
     def _stochastic(self) -> bool:
         """Whether the solver trains in epochs (``partial_fit`` exists only then, as in
@@ -574,7 +578,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
             if y.shape[1] != len(self.classes_):
                 raise ValueError(f"y has {y.shape[1]} labels per sample, expected {len(self.classes_)}")
             self._stratify = False
-            return y.astype(self._dtype_of_model_or_settings()), y.shape[1]
+            return y.astype(self._target_dtype(first)), y.shape[1]
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y has labels that are not in classes_ {self.classes_!r:.200}: "
@@ -582,11 +586,8 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         codes = np.searchsorted(self.classes_, y)
         self._stratify = len(self.classes_) == 2      # as scikit-learn: one output only
         if len(self.classes_) == 2:          # one sigmoid output: targets (n, 1)
-            return codes.astype(self._dtype_of_model_or_settings()).reshape(-1, 1), 1
+            return codes.astype(self._target_dtype(first)).reshape(-1, 1), 1
         return codes.astype(np.int64), len(self.classes_)
-
-    def _dtype_of_model_or_settings(self):
-        return self.model_.dtype if hasattr(self, "model_") else check_dtype(self.dtype)
 
     def _new_loss(self, n_outputs: int):
         binary = self._multilabel or len(self.classes_) == 2
@@ -669,7 +670,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         elif (y.ndim == 1) != self._single_output:
             raise ValueError("y has a different number of outputs than in the first fit")
         self._stratify = False
-        target = y.reshape(len(y), -1).astype(check_dtype(self.dtype) if first else self.model_.dtype)
+        target = y.reshape(len(y), -1).astype(self._target_dtype(first))
         return target, target.shape[1]
 
     def _new_loss(self, n_outputs: int):
